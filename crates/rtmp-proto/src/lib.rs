@@ -1,0 +1,14 @@
+//! Sans-IO RTMP: every protocol rule of the module lives here, fed with bytes and returning bytes and
+//! events, so the nginx module, the client CLI and the tests share one implementation.
+#![forbid(unsafe_code)]
+
+pub mod amf0;
+pub mod amf3;
+pub mod chunk;
+pub mod command;
+pub mod flv;
+pub mod handshake;
+pub mod message;
+pub mod session;
+
+pub use message::RawMessage;
