@@ -1,0 +1,68 @@
+//! Typed event hooks: each feature module registers its handlers in postconfiguration, in module
+//! order, like nginx-rtmp-module's `next_publish` chains but without untyped globals.
+
+use rtmp_proto::RawMessage;
+
+use super::session::Session;
+
+/// What a hook tells the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Let the next module see the event.
+    Continue,
+    /// Handled; later modules do not see it.
+    Stop,
+    /// Refuse: the reason is logged at info and the client is closed.
+    Close(String),
+}
+
+/// A `publish` request after core validated it.
+#[derive(Debug, Clone)]
+pub struct PublishReq {
+    pub stream_id: u32,
+    pub tid: f64,
+    /// Stream name without the query string.
+    pub name: String,
+    /// The query string after '?', if any.
+    pub args: String,
+    /// live, record or append.
+    pub kind: String,
+}
+
+/// A `play` request after core validated it.
+#[derive(Debug, Clone)]
+pub struct PlayReq {
+    pub stream_id: u32,
+    pub tid: f64,
+    pub name: String,
+    pub args: String,
+    pub start: f64,
+    pub duration: f64,
+    pub reset: bool,
+}
+
+pub type ConnectHook = fn(&mut Session) -> Step;
+pub type PublishHook = fn(&mut Session, &PublishReq) -> Step;
+pub type PlayHook = fn(&mut Session, &PlayReq) -> Step;
+pub type MediaHook = fn(&mut Session, &RawMessage) -> Step;
+pub type StreamHook = fn(&mut Session, u32) -> Step;
+pub type PauseHook = fn(&mut Session, u32, bool) -> Step;
+pub type ReceiveHook = fn(&mut Session, u32, bool, bool) -> Step;
+pub type DisconnectHook = fn(&mut Session);
+
+/// The ordered handler lists, kept in the core main conf.
+#[derive(Default)]
+pub struct Hooks {
+    /// After a successful `connect` to an application, before it is answered.
+    pub connect: Vec<ConnectHook>,
+    pub publish: Vec<PublishHook>,
+    pub play: Vec<PlayHook>,
+    /// Audio, video and data messages of a publishing stream.
+    pub media: Vec<MediaHook>,
+    /// closeStream / deleteStream / FCUnpublish: the stream id stops publishing or playing.
+    pub close_stream: Vec<StreamHook>,
+    pub pause: Vec<PauseHook>,
+    /// receiveAudio / receiveVideo: (stream id, is_video, flag).
+    pub receive: Vec<ReceiveHook>,
+    pub disconnect: Vec<DisconnectHook>,
+}

@@ -1,0 +1,144 @@
+//! The sending side of a connection, shared (`Rc<Peer>`) with the streams it plays: a bounded
+//! queue of reference-counted chunk bytes, flushed by the connection's own write handler with one
+//! writev per wake-up.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes};
+
+use crate::ngx::conn::{Conn, Sent};
+use crate::ngx::log::Log;
+
+pub enum Flush {
+    /// Everything was written.
+    Done,
+    /// The socket is full; wait for the write event.
+    Again,
+    Error,
+}
+
+pub struct Peer {
+    conn: Conn,
+    pub id: u64,
+    /// Media messages queued at most; control messages are never dropped.
+    max_media: usize,
+    queue: RefCell<Queue>,
+    /// Outgoing chunk size this client was told (Set Chunk Size after connect).
+    pub chunk_size: Cell<u32>,
+    closed: Cell<bool>,
+    close_request: RefCell<Option<String>>,
+}
+
+/// Buffers to send, and in lockstep whether each counts against the media bound.
+#[derive(Default)]
+struct Queue {
+    bufs: VecDeque<Bytes>,
+    is_media: VecDeque<bool>,
+    media: usize,
+}
+
+impl Queue {
+    fn push(&mut self, b: Bytes, media: bool) {
+        self.bufs.push_back(b);
+        self.is_media.push_back(media);
+        self.media += media as usize;
+    }
+    fn pop(&mut self) {
+        self.bufs.pop_front();
+        if self.is_media.pop_front() == Some(true) {
+            self.media -= 1;
+        }
+    }
+}
+
+impl Peer {
+    pub fn new(conn: Conn, max_media: usize) -> Self {
+        Peer {
+            conn,
+            id: conn.number(),
+            max_media,
+            queue: RefCell::new(Queue::default()),
+            chunk_size: Cell::new(128),
+            closed: Cell::new(false),
+            close_request: RefCell::new(None),
+        }
+    }
+
+    pub fn log(&self) -> Log {
+        self.conn.log()
+    }
+
+    /// Queues protocol output (replies, statuses): never dropped.
+    pub fn push(&self, b: Bytes) {
+        if self.closed.get() || b.is_empty() {
+            return;
+        }
+        self.queue.borrow_mut().push(b, false);
+        self.conn.post_write();
+    }
+
+    /// Queues one media message; false when the player's queue is full (`out_queue`).
+    pub fn push_media(&self, b: Bytes) -> bool {
+        if self.closed.get() {
+            return true;
+        }
+        let mut q = self.queue.borrow_mut();
+        if q.media >= self.max_media {
+            return false;
+        }
+        q.push(b, true);
+        self.conn.post_write();
+        true
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.borrow().bufs.len()
+    }
+
+    /// Asks this connection's own handler to close it (from another connection's context).
+    pub fn request_close(&self, reason: String) {
+        if self.closed.get() {
+            return;
+        }
+        *self.close_request.borrow_mut() = Some(reason);
+        self.conn.post_write();
+    }
+
+    pub fn take_close_request(&self) -> Option<String> {
+        self.close_request.borrow_mut().take()
+    }
+
+    /// Called by the session when its connection goes away: the handle becomes inert.
+    pub fn mark_closed(&self) {
+        self.closed.set(true);
+        *self.queue.borrow_mut() = Queue::default();
+    }
+
+    /// Writes as much as the socket takes.
+    pub fn flush(&self) -> Flush {
+        let mut q = self.queue.borrow_mut();
+        while !q.bufs.is_empty() {
+            let n = match self.conn.writev(q.bufs.make_contiguous()) {
+                Sent::Bytes(n) => n,
+                Sent::Again => return Flush::Again,
+                Sent::Error => return Flush::Error,
+            };
+            if n == 0 {
+                return Flush::Again;
+            }
+            let mut left = n;
+            while left > 0 {
+                let Some(front) = q.bufs.front_mut() else { break };
+                if front.len() <= left {
+                    left -= front.len();
+                    q.pop();
+                } else {
+                    front.advance(left);
+                    left = 0;
+                }
+            }
+        }
+        Flush::Done
+    }
+}

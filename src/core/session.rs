@@ -1,0 +1,511 @@
+//! One RTMP connection: drives the sans-IO `ServerSession` from nginx events, answers the
+//! NetConnection commands itself and hands publish/play/media to the feature modules' hooks.
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use rtmp_proto::amf0::Amf0Value;
+use rtmp_proto::command::{self, Command};
+use rtmp_proto::message::{csid, msg_type, Control, UserControl};
+use rtmp_proto::session::{ServerEvent, ServerSession, SessionConfig};
+use rtmp_proto::{chunk, RawMessage};
+
+use crate::ngx::conn::{Conn, Event, Flow, Handler, Recv};
+use crate::ngx::listen::Accept;
+use crate::ngx::log::Log;
+use crate::ngx::module::CtxRef;
+use crate::{log_debug, log_info};
+
+use super::conf::{CoreAppConf, CoreSrvConf};
+use super::ext::Ext;
+use super::hooks::{self as hk, PlayReq, PublishReq, Step};
+use super::peer::{Flush, Peer};
+use super::{hooks, CoreModule};
+
+/// Bytes read per wake-up before yielding to other connections.
+const READ_BUDGET: usize = 1 << 20;
+const READ_SIZE: usize = 64 * 1024;
+
+/// What the client said in `connect`.
+#[derive(Default, Debug, Clone)]
+pub struct ConnectInfo {
+    pub app: String,
+    /// Query string of the app part of the URL (`rtmp://host/app?k=v/name`).
+    pub args: String,
+    pub tc_url: String,
+    pub flashver: String,
+    pub swf_url: String,
+    pub page_url: String,
+    pub object_encoding: f64,
+}
+
+pub struct Session {
+    pub conn: Conn,
+    pub log: Log,
+    pub srv_ctx: CtxRef,
+    /// The application, once `connect` succeeded.
+    pub app_ctx: Option<CtxRef>,
+    pub proto: ServerSession,
+    pub peer: Rc<Peer>,
+    pub info: ConnectInfo,
+    /// Message stream ids handed out by createStream.
+    pub streams: Vec<u32>,
+    next_stream: u32,
+    /// Per-feature-module state.
+    pub ext: Ext,
+    input: BytesMut,
+    connected: bool,
+    ping_sent: bool,
+    /// Set by hooks and the command layer: close after this event, logged at info.
+    closing: Option<String>,
+    /// Time the session started (ngx_current_msec), for stats and notify.
+    pub started_ms: u64,
+}
+
+/// The accept handler of our listeners.
+pub struct SessionStarter;
+
+impl Accept for SessionStarter {
+    fn accept(conn: Conn, server: CtxRef) {
+        let srv = server.srv::<CoreModule>();
+        let cfg = SessionConfig {
+            max_message: srv.max_message(),
+            out_chunk_size: srv.chunk_size(),
+            ack_window: srv.ack_window(),
+        };
+        let peer = Rc::new(Peer::new(conn, srv.out_queue()));
+        log_info!(conn.log(), "rtmp: client connected");
+        let s = Session {
+            conn,
+            log: conn.log(),
+            srv_ctx: server,
+            app_ctx: None,
+            proto: ServerSession::new(cfg),
+            peer,
+            info: ConnectInfo::default(),
+            streams: Vec::new(),
+            next_stream: 1,
+            ext: Ext::default(),
+            input: BytesMut::new(),
+            connected: false,
+            ping_sent: false,
+            closing: None,
+            started_ms: crate::ngx::now_ms(),
+        };
+        if srv.so_keepalive == Some(true) && !conn.set_keepalive() {
+            log_info!(conn.log(), "rtmp: setsockopt(SO_KEEPALIVE) failed");
+        }
+        conn.read_timer(srv.timeout_ms());
+        conn.attach(s);
+        if conn.read_ready() {
+            conn.dispatch_read::<Session>();
+        } else if !conn.handle_read_event() {
+            log_info!(conn.log(), "rtmp: could not arm the read event");
+        }
+    }
+}
+
+impl Handler for Session {
+    fn on_event(&mut self, conn: Conn, ev: Event) -> Flow {
+        match ev {
+            Event::Read => self.on_read(),
+            Event::ReadTimeout => self.on_read_timeout(),
+            Event::Write => self.on_write(),
+            Event::WriteTimeout => self.close("write timed out (\"timeout\")"),
+            Event::Shutdown => self.close("worker is shutting down"),
+        }
+        if let Some(reason) = self.peer.take_close_request() {
+            self.close(&reason);
+        }
+        if let Some(reason) = self.closing.take() {
+            // Best effort: a final status (BadName, StreamNotFound…) should reach the client.
+            let _ = self.peer.flush();
+            log_info!(self.log, "rtmp: closing: {}", reason);
+            self.disconnect();
+            let _ = conn;
+            return Flow::Close;
+        }
+        Flow::Keep
+    }
+}
+
+impl Session {
+    pub fn srv(&self) -> &'static CoreSrvConf {
+        self.srv_ctx.srv::<CoreModule>()
+    }
+
+    pub fn app(&self) -> Option<&'static CoreAppConf> {
+        self.app_ctx.map(|a| a.app::<CoreModule>())
+    }
+
+    /// Closes the connection after the current event.
+    pub fn close(&mut self, reason: &str) {
+        if self.closing.is_none() {
+            self.closing = Some(reason.to_string());
+        }
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    /// Sends a message on a chunk stream, encoded with the chunk size the client was told.
+    pub fn send(&self, cs: u32, msg: &RawMessage) {
+        self.peer.push(encode(cs, msg, self.peer.chunk_size.get()));
+    }
+
+    pub fn send_status(&self, stream_id: u32, level: &str, code: &str, description: &str) {
+        let payload = command::on_status(level, code, description, None);
+        self.send(csid::COMMAND, &RawMessage::new(msg_type::AMF0_COMMAND, stream_id, 0, payload));
+    }
+
+    pub fn send_user_control(&self, uc: UserControl) {
+        self.send(csid::PROTOCOL, &Control::UserControl(uc).to_message());
+    }
+
+    pub fn send_command(&self, stream_id: u32, payload: Bytes) {
+        self.send(csid::COMMAND, &RawMessage::new(msg_type::AMF0_COMMAND, stream_id, 0, payload));
+    }
+
+    fn on_read(&mut self) {
+        let mut budget = READ_BUDGET;
+        loop {
+            match self.conn.recv(&mut self.input, READ_SIZE) {
+                Recv::Data(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.ping_sent = false;
+                    if let Err(e) = self.proto.feed(&mut self.input) {
+                        self.close(&format!("protocol error: {e}"));
+                    }
+                    self.drain_output();
+                    self.process_events();
+                    if self.closing.is_some() {
+                        return;
+                    }
+                    if budget == 0 {
+                        self.conn.post_read();
+                        break;
+                    }
+                }
+                Recv::Again => break,
+                Recv::Eof => return self.close("client closed the connection"),
+                Recv::Error => return self.close("recv() failed"),
+            }
+        }
+        self.arm_read_timer();
+        if !self.conn.handle_read_event() {
+            self.close("could not arm the read event");
+        }
+    }
+
+    /// Before the handshake completes the whole of `timeout` applies; then `ping` probes idle
+    /// clients and `ping_timeout` ends them.
+    fn arm_read_timer(&self) {
+        if !self.proto.handshake_done() {
+            return; // the accept-time timer runs until the handshake is done
+        }
+        let ping = self.srv().ping_ms();
+        if ping > 0 {
+            self.conn.read_timer(ping);
+        } else {
+            self.conn.clear_read_timer();
+        }
+    }
+
+    fn on_read_timeout(&mut self) {
+        if !self.proto.handshake_done() {
+            return self.close("handshake timed out");
+        }
+        if self.ping_sent {
+            return self.close("ping timed out");
+        }
+        self.ping_sent = true;
+        self.proto.ping(crate::ngx::now_ms() as u32);
+        self.drain_output();
+        self.conn.read_timer(self.srv().ping_timeout_ms());
+    }
+
+    fn on_write(&mut self) {
+        match self.peer.flush() {
+            Flush::Done => self.conn.clear_write_timer(),
+            Flush::Again => {
+                self.conn.write_timer(self.srv().timeout_ms());
+                if !self.conn.handle_write_event() {
+                    self.close("could not arm the write event");
+                }
+            }
+            Flush::Error => self.close("send failed"),
+        }
+    }
+
+    /// Moves what the protocol session produced (handshake, acks, pongs) into the send queue.
+    fn drain_output(&mut self) {
+        let out = self.proto.output();
+        if !out.is_empty() {
+            let b = out.split().freeze();
+            self.peer.push(b);
+        }
+    }
+
+    fn process_events(&mut self) {
+        while self.closing.is_none() {
+            let Some(ev) = self.proto.poll_event() else { break };
+            match ev {
+                ServerEvent::HandshakeDone => {
+                    log_debug!(self.log, "rtmp: handshake done");
+                    self.arm_read_timer();
+                }
+                ServerEvent::Command { stream_id, command, .. } => self.on_command(stream_id, command),
+                ServerEvent::BadCommand { stream_id, reason } => {
+                    log_info!(self.log, "rtmp: undecodable command on stream {}: {}", stream_id, reason);
+                }
+                ServerEvent::Media(msg) => self.on_media(msg),
+                ServerEvent::Control(_) => {}
+            }
+            self.drain_output();
+        }
+    }
+
+    fn on_media(&mut self, msg: RawMessage) {
+        if !self.connected {
+            return self.close("media before connect");
+        }
+        let hooks = hooks(self.srv_ctx);
+        for h in &hooks.media {
+            if !self.step(h(self, &msg)) {
+                break;
+            }
+        }
+    }
+
+    /// Applies a hook's answer; false stops the chain.
+    fn step(&mut self, s: Step) -> bool {
+        match s {
+            Step::Continue => true,
+            Step::Stop => false,
+            Step::Close(reason) => {
+                self.close(&reason);
+                false
+            }
+        }
+    }
+
+    fn on_command(&mut self, stream_id: u32, cmd: Command) {
+        log_debug!(self.log, "rtmp: command {:?} on stream {}", cmd, stream_id);
+        if !self.connected && !matches!(cmd, Command::Connect { .. }) {
+            if let Command::Other { .. } | Command::Result { .. } | Command::Error { .. } = cmd {
+                return;
+            }
+            return self.close("command before connect");
+        }
+        let hooks = hooks(self.srv_ctx);
+        match cmd {
+            Command::Connect { tid, props, args } => self.on_connect(tid, props, args),
+            Command::CreateStream { tid } => {
+                if self.streams.len() >= self.srv().max_streams() as usize {
+                    self.send_command(0, command::connect_error(tid, "NetConnection.Call.Failed", "too many streams"));
+                    return self.close("too many streams (\"max_streams\")");
+                }
+                let id = self.next_stream;
+                self.next_stream = self.next_stream.wrapping_add(1).max(1);
+                self.streams.push(id);
+                self.send_command(0, command::create_stream_result(tid, id));
+            }
+            Command::ReleaseStream { tid, .. } => self.reply_result(tid),
+            Command::FcPublish { tid, name } => {
+                self.send_command(0, command::on_fc_publish("NetStream.Publish.Start", &name));
+                self.reply_result(tid);
+            }
+            Command::FcUnpublish { tid, name } => {
+                self.send_command(0, command::on_fc_unpublish("NetStream.Unpublish.Success", &name));
+                self.reply_result(tid);
+            }
+            Command::Publish { tid, name, kind } => {
+                let (n, a) = command::split_name_args(&name);
+                let req = PublishReq { stream_id, tid, name: n.to_string(), args: a.to_string(), kind };
+                if !self.check_stream(stream_id) || !self.check_name(&req.name) {
+                    self.send_status(stream_id, "error", "NetStream.Publish.BadName", "Invalid stream name");
+                    return self.close("publish: bad stream id or name");
+                }
+                self.run_chain(&hooks.publish, &req, "publish");
+            }
+            Command::Play { tid, name, start, duration, reset } => {
+                let (n, a) = command::split_name_args(&name);
+                let req = PlayReq { stream_id, tid, name: n.to_string(), args: a.to_string(), start, duration, reset };
+                self.play(req);
+            }
+            Command::Play2 { tid, params } => {
+                let name = params
+                    .iter()
+                    .find(|(k, _)| k == "streamName")
+                    .and_then(|(_, v)| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let start = params.iter().find(|(k, _)| k == "start").and_then(|(_, v)| v.as_f64()).unwrap_or(-2.0);
+                let (n, a) = command::split_name_args(&name);
+                let req = PlayReq { stream_id, tid, name: n.to_string(), args: a.to_string(), start, duration: -1.0, reset: false };
+                self.play(req);
+            }
+            Command::Pause { pause, .. } => {
+                for h in &hooks.pause {
+                    if !self.step(h(self, stream_id, pause)) {
+                        break;
+                    }
+                }
+            }
+            Command::Seek { .. } => {
+                log_debug!(self.log, "rtmp: seek ignored on a live stream");
+            }
+            Command::CloseStream { .. } => self.close_stream(stream_id),
+            Command::DeleteStream { stream_id: id, .. } => {
+                let id = if id.is_finite() && id >= 0.0 { id as u32 } else { stream_id };
+                self.close_stream(id);
+                self.streams.retain(|s| *s != id);
+            }
+            Command::GetStreamLength { tid, .. } => {
+                self.send_command(0, command::stream_length_result(tid, 0.0));
+            }
+            Command::ReceiveAudio { flag } => self.receive(stream_id, false, flag),
+            Command::ReceiveVideo { flag } => self.receive(stream_id, true, flag),
+            Command::Result { .. } | Command::Error { .. } | Command::OnStatus { .. } => {}
+            Command::Other { name, tid, .. } => {
+                log_debug!(self.log, "rtmp: command \"{}\" ignored", name);
+                if tid != 0.0 {
+                    self.reply_result(tid);
+                }
+            }
+        }
+    }
+
+    fn reply_result(&self, tid: f64) {
+        if tid != 0.0 {
+            self.send_command(0, command::simple_result(tid));
+        }
+    }
+
+    fn play(&mut self, req: PlayReq) {
+        if !self.check_stream(req.stream_id) || !self.check_name(&req.name) {
+            self.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "Invalid stream name");
+            return self.close("play: bad stream id or name");
+        }
+        let hooks = hooks(self.srv_ctx);
+        self.run_chain(&hooks.play, &req, "play");
+    }
+
+    fn receive(&mut self, stream_id: u32, video: bool, flag: bool) {
+        let hooks = hooks(self.srv_ctx);
+        for h in &hooks.receive {
+            if !self.step(h(self, stream_id, video, flag)) {
+                break;
+            }
+        }
+    }
+
+    fn run_chain<R>(&mut self, chain: &[fn(&mut Session, &R) -> Step], req: &R, what: &str) {
+        let mut handled = false;
+        for h in chain {
+            match h(self, req) {
+                Step::Continue => {}
+                Step::Stop => {
+                    handled = true;
+                    break;
+                }
+                Step::Close(reason) => {
+                    self.close(&reason);
+                    return;
+                }
+            }
+        }
+        if !handled {
+            log_info!(self.log, "rtmp: {} refused: no module of this application handles it (is \"live on\" set?)", what);
+        }
+    }
+
+    pub fn close_stream(&mut self, stream_id: u32) {
+        let hooks = hooks(self.srv_ctx);
+        for h in &hooks.close_stream {
+            if !self.step(h(self, stream_id)) {
+                break;
+            }
+        }
+    }
+
+    fn check_stream(&self, stream_id: u32) -> bool {
+        self.streams.contains(&stream_id)
+    }
+
+    /// Names become keys, and later file names (record, HLS): no separators, NUL or dot-dot.
+    fn check_name(&self, name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= 512
+            && !name.contains(['/', '\\', '\0'])
+            && name != ".."
+            && name != "."
+    }
+
+    fn on_connect(&mut self, tid: f64, props: Vec<(String, Amf0Value)>, _args: Vec<Amf0Value>) {
+        if self.connected {
+            return self.close("connect sent twice");
+        }
+        let get = |k: &str| props.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        let text = |k: &str| get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let raw_app = text("app");
+        let (app, args) = command::split_name_args(&raw_app);
+        // "app/instance" (FMLE) keeps only the application part, as nginx-rtmp-module does.
+        let app = app.trim_end_matches('/').split('/').next().unwrap_or_default().to_string();
+        self.info = ConnectInfo {
+            app: app.clone(),
+            args: args.to_string(),
+            tc_url: text("tcUrl"),
+            flashver: text("flashVer"),
+            swf_url: text("swfUrl"),
+            page_url: text("pageUrl"),
+            object_encoding: get("objectEncoding").and_then(|v| v.as_f64()).unwrap_or(0.0),
+        };
+        let found = self.srv().applications.iter().find(|(n, _)| *n == app).map(|(_, c)| *c);
+        let Some(app_ctx) = found else {
+            self.send_command(0, command::connect_error(tid, "NetConnection.Connect.Rejected", "Application not found"));
+            return self.close(&format!("connect: application \"{app}\" not found"));
+        };
+        self.app_ctx = Some(app_ctx);
+        log_info!(
+            self.log,
+            "rtmp: connect app=\"{}\" flashver=\"{}\" tcurl=\"{}\"",
+            app,
+            self.info.flashver,
+            self.info.tc_url
+        );
+        let hooks = hooks(self.srv_ctx);
+        for h in &hooks.connect {
+            match h(self) {
+                Step::Continue => {}
+                Step::Stop => break,
+                Step::Close(reason) => {
+                    self.send_command(0, command::connect_error(tid, "NetConnection.Connect.Rejected", "Rejected"));
+                    return self.close(&reason);
+                }
+            }
+        }
+        self.connected = true;
+        self.proto.accept_connect(tid, self.info.object_encoding);
+        self.peer.chunk_size.set(self.proto.out_chunk_size());
+    }
+
+    /// Runs the disconnect hooks once; the connection is closed right after.
+    fn disconnect(&mut self) {
+        let hooks = hooks(self.srv_ctx);
+        for h in &hooks.disconnect {
+            h(self);
+        }
+        self.peer.mark_closed();
+    }
+}
+
+/// Chunk-encodes a message for one receiver: fmt 0 then fmt 3, so the bytes can be shared by
+/// every receiver with the same chunk size and stream id.
+pub fn encode(cs: u32, msg: &RawMessage, chunk_size: u32) -> Bytes {
+    let mut out = BytesMut::with_capacity(msg.payload.len() + 18 + msg.payload.len() / chunk_size.max(1) as usize * 5);
+    chunk::encode_standalone(cs, msg, chunk_size, &mut out);
+    out.freeze()
+}
+

@@ -1,0 +1,91 @@
+//! Live directives with nginx-rtmp-module's defaults, and the per-worker stream registry that
+//! lives in the live main conf (one per cycle, so a reload starts from a clean registry).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::ngx::conf::{merge, Conf, Keyword, Kw, Msec, OrOff};
+use crate::ngx::module::Merge;
+
+use super::stream::Stream;
+
+/// `meta on|copy|off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Meta {
+    On,
+    Copy,
+    Off,
+}
+
+impl Keyword for Meta {
+    const WORDS: &'static [(&'static str, Self)] = &[("on", Meta::On), ("copy", Meta::Copy), ("off", Meta::Off)];
+}
+
+/// Streams of this worker, by (application identity, name).
+#[derive(Default)]
+pub struct LiveMainConf {
+    pub streams: RefCell<HashMap<(usize, String), Rc<RefCell<Stream>>>>,
+}
+
+#[derive(Default)]
+pub struct LiveSrvConf;
+impl Merge for LiveSrvConf {}
+
+#[derive(Default)]
+pub struct LiveAppConf {
+    pub live: Option<bool>,
+    pub meta: Option<Kw<Meta>>,
+    pub stream_buckets: Option<u64>,
+    pub buffer: Option<Msec>,
+    pub sync: Option<Msec>,
+    pub interleave: Option<bool>,
+    pub wait_key: Option<bool>,
+    pub wait_video: Option<bool>,
+    pub publish_notify: Option<bool>,
+    pub play_restart: Option<bool>,
+    pub idle_streams: Option<bool>,
+    pub drop_idle_publisher: Option<OrOff<Msec>>,
+}
+
+impl LiveAppConf {
+    pub fn live(&self) -> bool {
+        self.live.unwrap_or(false)
+    }
+    pub fn meta(&self) -> Meta {
+        self.meta.map_or(Meta::On, |k| k.0)
+    }
+    pub fn wait_key(&self) -> bool {
+        self.wait_key.unwrap_or(true)
+    }
+    pub fn wait_video(&self) -> bool {
+        self.wait_video.unwrap_or(false)
+    }
+    pub fn publish_notify(&self) -> bool {
+        self.publish_notify.unwrap_or(false)
+    }
+    pub fn play_restart(&self) -> bool {
+        self.play_restart.unwrap_or(false)
+    }
+    pub fn idle_streams(&self) -> bool {
+        self.idle_streams.unwrap_or(true)
+    }
+}
+
+impl Merge for LiveAppConf {
+    fn merge(&mut self, prev: &Self, _cf: &Conf) -> Result<(), String> {
+        merge(&mut self.live, &prev.live);
+        merge(&mut self.meta, &prev.meta);
+        merge(&mut self.stream_buckets, &prev.stream_buckets);
+        merge(&mut self.buffer, &prev.buffer);
+        merge(&mut self.sync, &prev.sync);
+        merge(&mut self.interleave, &prev.interleave);
+        merge(&mut self.wait_key, &prev.wait_key);
+        merge(&mut self.wait_video, &prev.wait_video);
+        merge(&mut self.publish_notify, &prev.publish_notify);
+        merge(&mut self.play_restart, &prev.play_restart);
+        merge(&mut self.idle_streams, &prev.idle_streams);
+        merge(&mut self.drop_idle_publisher, &prev.drop_idle_publisher);
+        Ok(())
+    }
+}

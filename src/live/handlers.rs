@@ -1,0 +1,197 @@
+//! The live module's hooks: publish and play join a stream, media fans out, closing a stream or
+//! the connection leaves it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rtmp_proto::command;
+use rtmp_proto::message::{csid, msg_type, UserControl};
+use rtmp_proto::RawMessage;
+
+use crate::core::hooks::{PlayReq, PublishReq, Step};
+use crate::core::session::Session;
+use crate::log_info;
+use crate::ngx::module::CtxRef;
+
+use super::conf::LiveAppConf;
+use super::stream::{Player, Stream};
+use super::LiveModule;
+
+type Key = (usize, String);
+
+/// What this session does in live streams, per message stream id.
+#[derive(Default)]
+struct LiveCtx {
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    stream_id: u32,
+    key: Key,
+    stream: Rc<RefCell<Stream>>,
+    publishing: bool,
+}
+
+fn app_conf(s: &Session) -> Option<(CtxRef, &'static LiveAppConf)> {
+    let app = s.app_ctx?;
+    let conf = app.app::<LiveModule>();
+    conf.live().then_some((app, conf))
+}
+
+fn get_stream(s: &Session, key: &Key, create: bool) -> Option<Rc<RefCell<Stream>>> {
+    let main = s.srv_ctx.main::<LiveModule>();
+    let mut streams = main.streams.borrow_mut();
+    if let Some(st) = streams.get(key) {
+        return Some(st.clone());
+    }
+    if !create {
+        return None;
+    }
+    let st = Rc::new(RefCell::new(Stream::new(&key.1)));
+    streams.insert(key.clone(), st.clone());
+    Some(st)
+}
+
+fn add_entry(s: &mut Session, e: Entry) {
+    if s.ext.get::<LiveCtx>().is_none() {
+        s.ext.insert(LiveCtx::default());
+    }
+    if let Some(ctx) = s.ext.get_mut::<LiveCtx>() {
+        ctx.entries.push(e);
+    }
+}
+
+pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
+    let Some((app, conf)) = app_conf(s) else { return Step::Continue };
+    let key = (app.id(), req.name.clone());
+    // A stream id publishes or plays one stream at a time.
+    leave(s, req.stream_id);
+    let Some(stream) = get_stream(s, &key, true) else { return Step::Continue };
+    if stream.borrow().publisher.is_some() {
+        s.send_status(req.stream_id, "error", "NetStream.Publish.BadName", "Already publishing");
+        return Step::Close(format!("publish \"{}\": already publishing", req.name));
+    }
+    stream.borrow_mut().begin_publish(s.peer.id, req.stream_id, conf);
+    add_entry(s, Entry { stream_id: req.stream_id, key, stream, publishing: true });
+    log_info!(s.log, "rtmp: live: publish \"{}\" ({})", req.name, req.kind);
+    s.send_user_control(UserControl::StreamBegin(req.stream_id));
+    s.send_status(req.stream_id, "status", "NetStream.Publish.Start", &format!("{} is now published.", req.name));
+    Step::Stop
+}
+
+pub fn play(s: &mut Session, req: &PlayReq) -> Step {
+    let Some((app, conf)) = app_conf(s) else { return Step::Continue };
+    let key = (app.id(), req.name.clone());
+    leave(s, req.stream_id);
+    let Some(stream) = get_stream(s, &key, conf.idle_streams()) else {
+        s.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "No such stream");
+        return Step::Close(format!("play \"{}\": stream not found and \"idle_streams\" is off", req.name));
+    };
+    if !conf.idle_streams() && stream.borrow().publisher.is_none() {
+        s.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "No such stream");
+        return Step::Close(format!("play \"{}\": no publisher and \"idle_streams\" is off", req.name));
+    }
+    log_info!(s.log, "rtmp: live: play \"{}\"", req.name);
+    s.send_user_control(UserControl::StreamBegin(req.stream_id));
+    if req.reset || req.start >= 0.0 || req.start == -2.0 {
+        s.send_status(req.stream_id, "status", "NetStream.Play.Reset", &format!("Playing and resetting {}.", req.name));
+    }
+    s.send_status(req.stream_id, "status", "NetStream.Play.Start", &format!("Started playing {}.", req.name));
+    s.send(
+        csid::DATA,
+        &RawMessage::new(msg_type::AMF0_DATA, req.stream_id, 0, command::sample_access()),
+    );
+    stream.borrow_mut().players.push(Player::new(s.peer.id, req.stream_id, s.peer.clone()));
+    add_entry(s, Entry { stream_id: req.stream_id, key, stream, publishing: false });
+    Step::Stop
+}
+
+pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
+    let Some((_, conf)) = app_conf(s) else { return Step::Continue };
+    let Some(ctx) = s.ext.get::<LiveCtx>() else { return Step::Continue };
+    // Publishers may send on stream id 0 or their own; take the entry they publish on.
+    let entry = ctx
+        .entries
+        .iter()
+        .find(|e| e.publishing && e.stream_id == msg.stream_id)
+        .or_else(|| ctx.entries.iter().find(|e| e.publishing));
+    if let Some(e) = entry {
+        e.stream.borrow_mut().publish_message(msg, conf);
+    }
+    Step::Continue
+}
+
+pub fn close_stream(s: &mut Session, stream_id: u32) -> Step {
+    if app_conf(s).is_some() {
+        leave(s, stream_id);
+    }
+    Step::Continue
+}
+
+pub fn pause(s: &mut Session, stream_id: u32, paused: bool) -> Step {
+    with_player(s, stream_id, |p| {
+        p.paused = paused;
+        if paused {
+            p.send_status("status", "NetStream.Pause.Notify", "Paused live");
+        } else {
+            p.restart();
+            p.send_status("status", "NetStream.Unpause.Notify", "Unpaused live");
+        }
+    });
+    Step::Continue
+}
+
+pub fn receive(s: &mut Session, stream_id: u32, video: bool, flag: bool) -> Step {
+    with_player(s, stream_id, |p| {
+        if video {
+            p.recv_video = flag;
+        } else {
+            p.recv_audio = flag;
+        }
+    });
+    Step::Continue
+}
+
+pub fn disconnect(s: &mut Session) {
+    let ids: Vec<u32> = s.ext.get::<LiveCtx>().map(|c| c.entries.iter().map(|e| e.stream_id).collect()).unwrap_or_default();
+    for id in ids {
+        leave(s, id);
+    }
+}
+
+fn with_player(s: &mut Session, stream_id: u32, f: impl FnOnce(&mut Player)) {
+    let Some(ctx) = s.ext.get::<LiveCtx>() else { return };
+    let id = s.peer.id;
+    if let Some(e) = ctx.entries.iter().find(|e| e.stream_id == stream_id && !e.publishing) {
+        let mut st = e.stream.borrow_mut();
+        if let Some(p) = st.players.iter_mut().find(|p| p.id == id && p.stream_id == stream_id) {
+            f(p);
+        }
+    }
+}
+
+/// Leaves whatever `stream_id` publishes or plays; drops the stream when nobody is left.
+fn leave(s: &mut Session, stream_id: u32) {
+    let Some(ctx) = s.ext.get_mut::<LiveCtx>() else { return };
+    let Some(i) = ctx.entries.iter().position(|e| e.stream_id == stream_id) else { return };
+    let e = ctx.entries.swap_remove(i);
+    let id = s.peer.id;
+    let Some((_, conf)) = app_conf(s) else { return };
+    let empty = {
+        let mut st = e.stream.borrow_mut();
+        if e.publishing {
+            if st.publisher.as_ref().is_some_and(|p| p.id == id) {
+                st.end_publish(conf);
+                log_info!(s.log, "rtmp: live: unpublish \"{}\"", st.name);
+                s.send_status(stream_id, "status", "NetStream.Unpublish.Success", &format!("{} is now unpublished.", st.name));
+            }
+        } else {
+            st.players.retain(|p| !(p.id == id && p.stream_id == stream_id));
+        }
+        st.is_empty()
+    };
+    if empty {
+        let main = s.srv_ctx.main::<LiveModule>();
+        main.streams.borrow_mut().remove(&e.key);
+    }
+}

@@ -1,0 +1,286 @@
+//! A live stream: its publisher, its players and what a late joiner needs first (metadata and
+//! codec sequence headers); fan-out encodes each message once per (chunk size, stream id).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use rtmp_proto::command;
+use rtmp_proto::flv::{audio_tag_info, video_tag_info};
+use rtmp_proto::message::{csid, msg_type, Control, UserControl};
+use rtmp_proto::RawMessage;
+
+use crate::core::peer::Peer;
+use crate::core::session::encode;
+use crate::log_info;
+
+use super::conf::{LiveAppConf, Meta};
+
+pub struct Publisher {
+    pub id: u64,
+    pub stream_id: u32,
+}
+
+pub struct Player {
+    pub id: u64,
+    pub stream_id: u32,
+    pub peer: Rc<Peer>,
+    video_started: bool,
+    audio_started: bool,
+    meta_sent: bool,
+    /// The queue was full: skip everything up to the next keyframe.
+    dropping: bool,
+    pub paused: bool,
+    pub recv_audio: bool,
+    pub recv_video: bool,
+}
+
+impl Player {
+    pub fn new(id: u64, stream_id: u32, peer: Rc<Peer>) -> Self {
+        Player {
+            id,
+            stream_id,
+            peer,
+            video_started: false,
+            audio_started: false,
+            meta_sent: false,
+            dropping: false,
+            paused: false,
+            recv_audio: true,
+            recv_video: true,
+        }
+    }
+
+    /// Starts over as a new joiner (after a pause or a publisher change).
+    pub fn restart(&mut self) {
+        self.video_started = false;
+        self.audio_started = false;
+        self.meta_sent = false;
+        self.dropping = false;
+    }
+
+    fn send(&self, cs: u32, msg: &RawMessage) {
+        let m = RawMessage { stream_id: self.stream_id, ..msg.clone() };
+        self.peer.push(encode(cs, &m, self.peer.chunk_size.get()));
+    }
+
+    pub fn send_status(&self, level: &str, code: &str, description: &str) {
+        let payload = command::on_status(level, code, description, None);
+        self.send(csid::COMMAND, &RawMessage::new(msg_type::AMF0_COMMAND, self.stream_id, 0, payload));
+    }
+
+    pub fn send_user_control(&self, uc: UserControl) {
+        let m = Control::UserControl(uc).to_message();
+        self.peer.push(encode(csid::PROTOCOL, &m, self.peer.chunk_size.get()));
+    }
+}
+
+#[derive(Default)]
+pub struct Stream {
+    pub name: String,
+    pub publisher: Option<Publisher>,
+    pub players: Vec<Player>,
+    video_header: Option<RawMessage>,
+    audio_header: Option<RawMessage>,
+    meta: Option<RawMessage>,
+    has_video: bool,
+}
+
+/// One message encoded lazily per (chunk size, message stream id): usually a single encoding
+/// shared by every player.
+struct Shared<'a> {
+    cs: u32,
+    msg: &'a RawMessage,
+    cache: Vec<(u32, u32, Bytes)>,
+}
+
+impl<'a> Shared<'a> {
+    fn new(cs: u32, msg: &'a RawMessage) -> Self {
+        Shared { cs, msg, cache: Vec::new() }
+    }
+    fn bytes(&mut self, p: &Player) -> Bytes {
+        let size = p.peer.chunk_size.get();
+        if let Some((_, _, b)) = self.cache.iter().find(|(c, s, _)| *c == size && *s == p.stream_id) {
+            return b.clone();
+        }
+        let m = RawMessage { stream_id: p.stream_id, ..self.msg.clone() };
+        let b = encode(self.cs, &m, size);
+        self.cache.push((size, p.stream_id, b.clone()));
+        b
+    }
+}
+
+impl Stream {
+    pub fn new(name: &str) -> Self {
+        Stream { name: name.to_string(), ..Default::default() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.publisher.is_none() && self.players.is_empty()
+    }
+
+    /// A new publisher: forget the previous one's headers.
+    pub fn begin_publish(&mut self, id: u64, stream_id: u32, conf: &LiveAppConf) {
+        self.publisher = Some(Publisher { id, stream_id });
+        self.video_header = None;
+        self.audio_header = None;
+        self.meta = None;
+        self.has_video = false;
+        for p in &mut self.players {
+            p.restart();
+            p.send_user_control(UserControl::StreamBegin(p.stream_id));
+            if conf.publish_notify() {
+                p.send_status("status", "NetStream.Play.PublishNotify", "Start publishing");
+            }
+            if conf.play_restart() {
+                p.send_status("status", "NetStream.Play.Start", "Start live");
+            }
+        }
+    }
+
+    /// The publisher left: players are told, and closed unless `idle_streams` keeps them.
+    pub fn end_publish(&mut self, conf: &LiveAppConf) {
+        self.publisher = None;
+        for p in &mut self.players {
+            p.send_status("status", "NetStream.Play.UnpublishNotify", "Stream unpublished");
+            p.send_user_control(UserControl::StreamEof(p.stream_id));
+            if conf.play_restart() {
+                p.send_status("status", "NetStream.Play.Stop", "Stop live");
+            }
+            if !conf.idle_streams() {
+                p.peer.request_close("publisher left and \"idle_streams\" is off".into());
+            }
+            p.restart();
+        }
+    }
+
+    /// Sends what a player needs before its first frame: metadata and sequence headers.
+    fn start_player(p: &mut Player, meta: &Option<RawMessage>, headers: &[&Option<RawMessage>], ts: u32) {
+        if !p.meta_sent {
+            if let Some(m) = meta {
+                p.send(csid::DATA, &RawMessage { timestamp: ts, ..m.clone() });
+            }
+            p.meta_sent = true;
+        }
+        for h in headers.iter().copied().flatten() {
+            let cs = if h.msg_type == msg_type::VIDEO { csid::VIDEO } else { csid::AUDIO };
+            p.send(cs, &RawMessage { timestamp: ts, ..h.clone() });
+        }
+    }
+
+    /// Fans one publisher message out to every player.
+    pub fn publish_message(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
+        match msg.msg_type {
+            msg_type::VIDEO => self.video(msg, conf),
+            msg_type::AUDIO => self.audio(msg, conf),
+            msg_type::AMF0_DATA => self.data(msg, conf),
+            _ => {}
+        }
+    }
+
+    fn video(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
+        let Some(info) = video_tag_info(&msg.payload) else { return };
+        self.has_video = true;
+        let mut shared = Shared::new(csid::VIDEO, msg);
+        if info.sequence_header {
+            self.video_header = Some(msg.clone());
+            for p in self.players.iter().filter(|p| p.video_started) {
+                p.peer.push(shared.bytes(p));
+            }
+            return;
+        }
+        let wait_key = conf.wait_key();
+        let (meta, vh, ah) = (&self.meta, &self.video_header, &self.audio_header);
+        for p in &mut self.players {
+            if p.paused || !p.recv_video {
+                continue;
+            }
+            if !p.video_started {
+                if wait_key && !info.keyframe {
+                    continue;
+                }
+                let audio_hdr = if p.audio_started { &None } else { ah };
+                Self::start_player(p, meta, &[vh, audio_hdr], msg.timestamp);
+                p.video_started = true;
+                p.audio_started |= audio_hdr.is_some();
+            } else if p.dropping {
+                if !info.keyframe {
+                    continue;
+                }
+                p.dropping = false;
+                log_info!(p.peer.log(), "rtmp: live: player caught up at a keyframe");
+            }
+            if !p.peer.push_media(shared.bytes(p)) {
+                p.dropping = true;
+                log_info!(p.peer.log(), "rtmp: live: player queue full (\"out_queue\"), dropping to the next keyframe");
+            }
+        }
+    }
+
+    fn audio(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
+        let Some(info) = audio_tag_info(&msg.payload) else { return };
+        let mut shared = Shared::new(csid::AUDIO, msg);
+        if info.sequence_header {
+            self.audio_header = Some(msg.clone());
+            for p in self.players.iter().filter(|p| p.audio_started) {
+                p.peer.push(shared.bytes(p));
+            }
+            return;
+        }
+        let wait_video = conf.wait_video() && self.has_video;
+        let has_video = self.has_video;
+        let (meta, ah) = (&self.meta, &self.audio_header);
+        for p in &mut self.players {
+            if p.paused || !p.recv_audio {
+                continue;
+            }
+            if !p.audio_started {
+                if wait_video && !p.video_started {
+                    continue;
+                }
+                Self::start_player(p, meta, &[ah], msg.timestamp);
+                p.audio_started = true;
+            }
+            if p.dropping {
+                if has_video {
+                    continue;
+                }
+                p.dropping = false;
+            }
+            if !p.peer.push_media(shared.bytes(p)) {
+                p.dropping = true;
+            }
+        }
+    }
+
+    fn data(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
+        let stripped = command::strip_set_data_frame(&msg.payload);
+        let payload = stripped.clone().unwrap_or_else(|| msg.payload.clone());
+        let is_meta = stripped.is_some() || starts_with_string(&payload, "onMetaData");
+        if is_meta {
+            if conf.meta() == Meta::Off {
+                return;
+            }
+            // `meta on` rebuilds metadata from codec info once the codec module exists; until
+            // then both forward the publisher's own onMetaData.
+            let m = RawMessage { payload, ..msg.clone() };
+            let mut shared = Shared::new(csid::DATA, &m);
+            for p in self.players.iter_mut().filter(|p| p.meta_sent) {
+                p.peer.push(shared.bytes(p));
+            }
+            self.meta = Some(m);
+            return;
+        }
+        let mut shared = Shared::new(csid::DATA, msg);
+        for p in self.players.iter().filter(|p| !p.paused && (p.video_started || p.audio_started)) {
+            p.peer.push(shared.bytes(p));
+        }
+    }
+}
+
+/// Does an AMF0 payload start with the string `s`?
+fn starts_with_string(payload: &[u8], s: &str) -> bool {
+    payload.len() >= 3 + s.len()
+        && payload[0] == 0x02
+        && u16::from_be_bytes([payload[1], payload[2]]) as usize == s.len()
+        && &payload[3..3 + s.len()] == s.as_bytes()
+}

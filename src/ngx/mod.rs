@@ -1,0 +1,17 @@
+//! The adapter over nginx-sys: every `unsafe` of the module lives in this folder, so the feature
+//! modules (core, live, …) are safe Rust working on typed confs, sessions and connection handles.
+
+pub mod block;
+pub mod conf;
+pub mod conn;
+pub mod listen;
+pub mod log;
+pub mod module;
+
+pub use nginx_sys as sys;
+
+/// nginx's cached clock in milliseconds (updated once per event loop iteration).
+pub fn now_ms() -> u64 {
+    // SAFETY: a plain global written only by the event loop of this (single-threaded) worker.
+    unsafe { nginx_sys::ngx_current_msec as u64 }
+}
