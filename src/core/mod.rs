@@ -42,7 +42,7 @@ static mut RTMP_BLOCK_COMMANDS: [ngx_command_t; 2] = [
     ngx_command_t::empty(),
 ];
 
-static RTMP_BLOCK_CTX: ngx_core_module_t = ngx_core_module_t {
+static mut RTMP_BLOCK_CTX: ngx_core_module_t = ngx_core_module_t {
     name: ngx_str_t { len: 4, data: c"rtmp".as_ptr() as *mut u8 },
     create_conf: None,
     init_conf: None,
@@ -52,7 +52,7 @@ static RTMP_BLOCK_CTX: ngx_core_module_t = ngx_core_module_t {
 #[allow(non_upper_case_globals)]
 pub static mut ngx_rtmp_rs_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(RTMP_BLOCK_CTX) as *mut _,
-    commands: unsafe { addr_of_mut!(RTMP_BLOCK_COMMANDS) as *mut _ },
+    commands: addr_of_mut!(RTMP_BLOCK_COMMANDS) as *mut _,
     type_: NGX_CORE_MODULE as _,
     ..ngx_module_t::default()
 };
@@ -98,7 +98,7 @@ static mut CORE_COMMANDS: [ngx_command_t; 18] = [
 #[allow(non_upper_case_globals)]
 pub static mut ngx_rtmp_rs_core_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(CORE_CTX) as *mut _,
-    commands: unsafe { addr_of_mut!(CORE_COMMANDS) as *mut _ },
+    commands: addr_of_mut!(CORE_COMMANDS) as *mut _,
     type_: NGX_RTMP_RS_MODULE,
     ..ngx_module_t::default()
 };

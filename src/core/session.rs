@@ -18,7 +18,7 @@ use crate::{log_debug, log_info};
 
 use super::conf::{CoreAppConf, CoreSrvConf};
 use super::ext::Ext;
-use super::hooks::{self as hk, PlayReq, PublishReq, Step};
+use super::hooks::{PlayReq, PublishReq, Step};
 use super::peer::{Flush, Peer};
 use super::{hooks, CoreModule};
 
@@ -272,7 +272,8 @@ impl Session {
         }
         let hooks = hooks(self.srv_ctx);
         for h in &hooks.media {
-            if !self.step(h(self, &msg)) {
+            let s = h(self, &msg);
+            if !self.step(s) {
                 break;
             }
         }
@@ -348,7 +349,8 @@ impl Session {
             }
             Command::Pause { pause, .. } => {
                 for h in &hooks.pause {
-                    if !self.step(h(self, stream_id, pause)) {
+                    let s = h(self, stream_id, pause);
+            if !self.step(s) {
                         break;
                     }
                 }
@@ -395,7 +397,8 @@ impl Session {
     fn receive(&mut self, stream_id: u32, video: bool, flag: bool) {
         let hooks = hooks(self.srv_ctx);
         for h in &hooks.receive {
-            if !self.step(h(self, stream_id, video, flag)) {
+            let s = h(self, stream_id, video, flag);
+            if !self.step(s) {
                 break;
             }
         }
@@ -424,7 +427,8 @@ impl Session {
     pub fn close_stream(&mut self, stream_id: u32) {
         let hooks = hooks(self.srv_ctx);
         for h in &hooks.close_stream {
-            if !self.step(h(self, stream_id)) {
+            let s = h(self, stream_id);
+            if !self.step(s) {
                 break;
             }
         }

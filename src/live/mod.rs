@@ -70,7 +70,7 @@ static mut LIVE_COMMANDS: [ngx_command_t; 13] = [
 #[allow(non_upper_case_globals)]
 pub static mut ngx_rtmp_rs_live_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(LIVE_CTX) as *mut _,
-    commands: unsafe { addr_of_mut!(LIVE_COMMANDS) as *mut _ },
+    commands: addr_of_mut!(LIVE_COMMANDS) as *mut _,
     type_: NGX_RTMP_RS_MODULE,
     ..ngx_module_t::default()
 };

@@ -157,7 +157,9 @@ impl Stream {
     fn start_player(p: &mut Player, meta: &Option<RawMessage>, headers: &[&Option<RawMessage>], ts: u32) {
         if !p.meta_sent {
             if let Some(m) = meta {
-                p.send(csid::DATA, &RawMessage { timestamp: ts, ..m.clone() });
+                // Stored with timestamp 0: players (FFmpeg's FLV demuxer among them) treat
+                // script data with a later timestamp as a data stream, not as metadata.
+                p.send(csid::DATA, m);
             }
             p.meta_sent = true;
         }
@@ -262,7 +264,7 @@ impl Stream {
             }
             // `meta on` rebuilds metadata from codec info once the codec module exists; until
             // then both forward the publisher's own onMetaData.
-            let m = RawMessage { payload, ..msg.clone() };
+            let m = RawMessage { payload, timestamp: 0, ..msg.clone() };
             let mut shared = Shared::new(csid::DATA, &m);
             for p in self.players.iter_mut().filter(|p| p.meta_sent) {
                 p.peer.push(shared.bytes(p));
