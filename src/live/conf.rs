@@ -22,10 +22,13 @@ impl Keyword for Meta {
     const WORDS: &'static [(&'static str, Self)] = &[("on", Meta::On), ("copy", Meta::Copy), ("off", Meta::Off)];
 }
 
+/// Streams by (application identity, name).
+pub type StreamMap = HashMap<(usize, String), Rc<RefCell<Stream>>>;
+
 /// Streams of this worker, by (application identity, name).
 #[derive(Default)]
 pub struct LiveMainConf {
-    pub streams: RefCell<HashMap<(usize, String), Rc<RefCell<Stream>>>>,
+    pub streams: RefCell<StreamMap>,
 }
 
 #[derive(Default)]

@@ -63,7 +63,8 @@ impl Conf {
     }
     /// Is the worker process count more than one (for features that warn about per-worker state)?
     pub fn alloc<T: 'static>(&self, v: T) -> Option<*mut T> {
-        pool_alloc(self.pool(), v)
+        // SAFETY: the configuration pool lives as long as the configuration.
+        unsafe { pool_alloc(self.pool(), v) }
     }
 }
 
@@ -78,7 +79,10 @@ pub unsafe fn str_bytes<'a>(s: &ngx_str_t) -> &'a [u8] {
 }
 
 /// Allocates `v` in an nginx pool; it is dropped when the pool is destroyed.
-pub fn pool_alloc<T: 'static>(pool: *mut ngx_pool_t, v: T) -> Option<*mut T> {
+///
+/// # Safety
+/// `pool` must be a live nginx pool.
+pub unsafe fn pool_alloc<T: 'static>(pool: *mut ngx_pool_t, v: T) -> Option<*mut T> {
     unsafe extern "C" fn drop_value<T>(data: *mut c_void) {
         // SAFETY: registered only for a value written by pool_alloc::<T>.
         unsafe { ptr::drop_in_place(data as *mut T) }

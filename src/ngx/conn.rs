@@ -70,7 +70,7 @@ impl Conn {
     }
     pub fn number(self) -> u64 {
         // SAFETY: live connection.
-        unsafe { (*self.c()).number as u64 }
+        unsafe { (*self.c()).number }
     }
     pub fn log(self) -> Log {
         // SAFETY: c->log lives in the connection's pool.

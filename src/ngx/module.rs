@@ -124,7 +124,8 @@ impl RtmpModuleCtx {
 unsafe extern "C" fn create_conf<T: Default + 'static>(cf: *mut ngx_conf_t) -> *mut c_void {
     // SAFETY: nginx passes a valid conf being parsed.
     let pool = unsafe { (*cf).pool };
-    pool_alloc(pool, T::default()).map_or(ptr::null_mut(), |p| p.cast())
+    // SAFETY: the configuration pool is live.
+    unsafe { pool_alloc(pool, T::default()) }.map_or(ptr::null_mut(), |p| p.cast())
 }
 
 unsafe extern "C" fn merge_conf<T: Merge>(

@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(decode(&[0x07, 0, 0]), Err(Amf0Error::BadReference(0)));
         // A strict array claiming 4 billion elements must not allocate them.
         assert_eq!(decode(&[0x0a, 0xff, 0xff, 0xff, 0xff]), Err(Amf0Error::Truncated));
-        let deep = vec![0x0a, 0, 0, 0, 1].repeat(10_000);
+        let deep = [0x0a, 0, 0, 0, 1].repeat(10_000);
         assert_eq!(decode(&deep), Err(Amf0Error::TooDeep));
     }
 
