@@ -257,7 +257,7 @@ impl Session {
                 }
                 ServerEvent::Command { stream_id, command, .. } => self.on_command(stream_id, command),
                 ServerEvent::BadCommand { stream_id, reason } => {
-                    log_info!(self.log, "rtmp: undecodable command on stream {}: {}", stream_id, reason);
+                    self.close(&format!("undecodable command on stream {stream_id}: {reason}"));
                 }
                 ServerEvent::Media(msg) => self.on_media(msg),
                 ServerEvent::Control(_) => {}
