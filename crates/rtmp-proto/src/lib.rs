@@ -5,6 +5,7 @@
 pub mod amf0;
 pub mod amf3;
 pub mod chunk;
+pub mod codec;
 pub mod command;
 pub mod flv;
 pub mod handshake;
