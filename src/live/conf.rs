@@ -5,9 +5,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::ngx::conf::{merge, Conf, Keyword, Kw, Msec, OrOff};
+use crate::ngx::conf::{merge, Conf, Keyword, Kw, Msec, OrOff, Size};
 use crate::ngx::module::Merge;
 
+use super::gop::GopLimits;
 use super::stream::Stream;
 
 /// `meta on|copy|off`.
@@ -49,6 +50,11 @@ pub struct LiveAppConf {
     pub play_restart: Option<bool>,
     pub idle_streams: Option<bool>,
     pub drop_idle_publisher: Option<OrOff<Msec>>,
+    pub gop_cache: Option<bool>,
+    pub gop_max_frame_count: Option<u64>,
+    pub gop_max_video_count: Option<u64>,
+    pub gop_max_audio_count: Option<u64>,
+    pub gop_max_size: Option<Size>,
 }
 
 impl LiveAppConf {
@@ -73,6 +79,19 @@ impl LiveAppConf {
     pub fn idle_streams(&self) -> bool {
         self.idle_streams.unwrap_or(true)
     }
+    pub fn gop_cache(&self) -> bool {
+        self.gop_cache.unwrap_or(true)
+    }
+    /// Defaults hold a 10 s GOP at 60 fps with 48 kHz AAC, within 16 MiB.
+    pub fn gop_limits(&self) -> GopLimits {
+        let n = |v: Option<u64>, d: u64| usize::try_from(v.unwrap_or(d)).unwrap_or(usize::MAX);
+        GopLimits {
+            frames: n(self.gop_max_frame_count, 2048),
+            video: n(self.gop_max_video_count, 1024),
+            audio: n(self.gop_max_audio_count, 1024),
+            bytes: n(self.gop_max_size.map(|s| s.0), 16 << 20),
+        }
+    }
 }
 
 impl Merge for LiveAppConf {
@@ -89,6 +108,11 @@ impl Merge for LiveAppConf {
         merge(&mut self.play_restart, &prev.play_restart);
         merge(&mut self.idle_streams, &prev.idle_streams);
         merge(&mut self.drop_idle_publisher, &prev.drop_idle_publisher);
+        merge(&mut self.gop_cache, &prev.gop_cache);
+        merge(&mut self.gop_max_frame_count, &prev.gop_max_frame_count);
+        merge(&mut self.gop_max_video_count, &prev.gop_max_video_count);
+        merge(&mut self.gop_max_audio_count, &prev.gop_max_audio_count);
+        merge(&mut self.gop_max_size, &prev.gop_max_size);
         Ok(())
     }
 }

@@ -101,7 +101,7 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
         csid::DATA,
         &RawMessage::new(msg_type::AMF0_DATA, req.stream_id, 0, command::sample_access()),
     );
-    stream.borrow_mut().players.push(Player::new(s.peer.id, req.stream_id, s.peer.clone()));
+    stream.borrow_mut().join(Player::new(s.peer.id, req.stream_id, s.peer.clone()), conf);
     add_entry(s, Entry { stream_id: req.stream_id, key, stream, publishing: false });
     Step::Stop
 }

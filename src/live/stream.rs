@@ -14,6 +14,7 @@ use crate::core::session::encode;
 use crate::log_info;
 
 use super::conf::{LiveAppConf, Meta};
+use super::gop::GopCache;
 
 pub struct Publisher {
     pub id: u64,
@@ -83,6 +84,7 @@ pub struct Stream {
     audio_header: Option<RawMessage>,
     meta: Option<RawMessage>,
     has_video: bool,
+    gop: GopCache,
 }
 
 /// One message encoded lazily per (chunk size, message stream id): usually a single encoding
@@ -125,6 +127,7 @@ impl Stream {
         self.audio_header = None;
         self.meta = None;
         self.has_video = false;
+        self.gop.clear();
         for p in &mut self.players {
             p.restart();
             p.send_user_control(UserControl::StreamBegin(p.stream_id));
@@ -140,6 +143,7 @@ impl Stream {
     /// The publisher left: players are told, and closed unless `idle_streams` keeps them.
     pub fn end_publish(&mut self, conf: &LiveAppConf) {
         self.publisher = None;
+        self.gop.clear();
         for p in &mut self.players {
             p.send_status("status", "NetStream.Play.UnpublishNotify", "Stream unpublished");
             p.send_user_control(UserControl::StreamEof(p.stream_id));
@@ -169,6 +173,21 @@ impl Stream {
         }
     }
 
+    /// Adds a player. With a GOP cached it gets metadata, sequence headers and the GOP from its
+    /// keyframe at once, and goes on live from there.
+    pub fn join(&mut self, mut p: Player, conf: &LiveAppConf) {
+        if self.publisher.is_some() && conf.gop_cache() && !self.gop.is_empty() {
+            let ah = if self.gop.has_audio() { &self.audio_header } else { &None };
+            Self::start_player(&mut p, &self.meta, &[&self.video_header, ah], 0);
+            for b in self.gop.encoded_for(p.peer.chunk_size.get(), p.stream_id) {
+                p.peer.push(b);
+            }
+            p.video_started = true;
+            p.audio_started = ah.is_some();
+        }
+        self.players.push(p);
+    }
+
     /// Fans one publisher message out to every player.
     pub fn publish_message(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
         match msg.msg_type {
@@ -189,6 +208,9 @@ impl Stream {
                 p.peer.push(shared.bytes(p));
             }
             return;
+        }
+        if conf.gop_cache() {
+            self.gop.push(csid::VIDEO, msg, true, info.keyframe, &conf.gop_limits());
         }
         let wait_key = conf.wait_key();
         let (meta, vh, ah) = (&self.meta, &self.video_header, &self.audio_header);
@@ -227,6 +249,9 @@ impl Stream {
                 p.peer.push(shared.bytes(p));
             }
             return;
+        }
+        if conf.gop_cache() && self.has_video {
+            self.gop.push(csid::AUDIO, msg, false, false, &conf.gop_limits());
         }
         let wait_video = conf.wait_video() && self.has_video;
         let has_video = self.has_video;
