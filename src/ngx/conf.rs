@@ -236,8 +236,21 @@ pub unsafe extern "C" fn set_slot<T: ConfValue>(
                 *field = Some(v);
                 NGX_CONF_OK
             }
-            Err(msg) => msg.as_ptr() as *mut c_char,
+            Err(msg) => {
+                cf.emerg(&value_error(&cf, msg));
+                NGX_CONF_ERROR_PTR
+            }
         }
+    }
+}
+
+/// nginx's wording for a rejected value: `invalid value "x" in "name" directive, it must be ...`.
+fn value_error(cf: &Conf, msg: &CStr) -> String {
+    let msg = msg.to_string_lossy();
+    let value = cf.args().iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" ");
+    match msg.strip_prefix("invalid value") {
+        Some(rest) => format!("invalid value \"{value}\" in \"{}\" directive{rest}", cf.name()),
+        None => format!("\"{}\" directive {msg}", cf.name()),
     }
 }
 
