@@ -1,1 +1,225 @@
-fn main() {}
+//! `rtmp`: a command-line RTMP client (publish, play, probe, bench) on the rtmp-proto core, for
+//! testing the module by hand and under load.
+
+mod bench;
+mod conn;
+mod play;
+mod probe;
+mod publish;
+mod stats;
+mod url;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rtmp",
+    version,
+    about = "RTMP client: publish, play, probe and load-test a server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Publish an FLV file as a live stream, paced at real time.
+    Publish {
+        /// rtmp://host[:port]/app/name
+        url: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// Start over at the end of the file (timestamps keep growing).
+        #[arg(long = "loop")]
+        looping: bool,
+        /// Send as fast as the socket takes it instead of at real time.
+        #[arg(long)]
+        fast: bool,
+    },
+    /// Play a stream, printing per-second stats; exit 1 if no media arrived.
+    Play {
+        url: String,
+        /// Stop after this many seconds (default: until the stream ends).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Save the stream as FLV.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Stop when no media arrived for this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        idle_timeout: f64,
+    },
+    /// Report codecs, sequence headers, metadata and time to first frame.
+    Probe {
+        url: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
+    /// Many players (and optionally a publisher) from one event loop.
+    Bench {
+        /// The stream the players play.
+        url: String,
+        #[arg(long)]
+        players: usize,
+        /// Publish this FLV (looped) in the same loop; players start once it is live.
+        #[arg(long)]
+        publish_file: Option<PathBuf>,
+        /// Where to publish (default: the players' URL).
+        #[arg(long, requires = "publish_file")]
+        publisher_url: Option<String>,
+        #[arg(long, default_value_t = 30.0)]
+        duration: f64,
+        /// New players per second (0: all at once).
+        #[arg(long, default_value_t = 500.0)]
+        ramp: f64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug)]
+pub enum CliError {
+    Url(url::UrlError),
+    Conn(conn::ConnError),
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Flv {
+        path: PathBuf,
+        source: rtmp_proto::flv::FlvError,
+    },
+    Other(String),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Url(e) => write!(f, "{e}"),
+            CliError::Conn(e) => write!(f, "{e}"),
+            CliError::File { path, source } => write!(f, "{}: {source}", path.display()),
+            CliError::Flv { path, source } => write!(f, "{}: {source}", path.display()),
+            CliError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<url::UrlError> for CliError {
+    fn from(e: url::UrlError) -> Self {
+        CliError::Url(e)
+    }
+}
+
+impl From<conn::ConnError> for CliError {
+    fn from(e: conn::ConnError) -> Self {
+        CliError::Conn(e)
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let ok_if = |b: bool| {
+        if b {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    };
+    match cli.cmd {
+        Cmd::Publish {
+            url,
+            file,
+            looping,
+            fast,
+        } => {
+            publish::run(&publish::PublishArgs {
+                url: &url,
+                file: &file,
+                looping,
+                fast,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Play {
+            url,
+            duration,
+            out,
+            idle_timeout,
+        } => {
+            let got = play::run(&play::PlayArgs {
+                url: &url,
+                duration,
+                out: out.as_deref(),
+                idle_timeout,
+            })?;
+            Ok(ok_if(got))
+        }
+        Cmd::Probe { url, json, timeout } => Ok(ok_if(probe::run(&url, timeout, json)?)),
+        Cmd::Bench {
+            url,
+            players,
+            publish_file,
+            publisher_url,
+            duration,
+            ramp,
+            json,
+        } => {
+            let report = bench::run(&bench::BenchArgs {
+                url: &url,
+                players,
+                publish_file: publish_file.as_deref(),
+                publisher_url: publisher_url.as_deref(),
+                duration,
+                ramp,
+            })?;
+            if json {
+                let s = serde_json::to_string_pretty(&report)
+                    .map_err(|e| CliError::Other(e.to_string()))?;
+                println!("{s}");
+            } else {
+                bench::print_text(&report);
+            }
+            Ok(ok_if(report.players_with_frames > 0))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rtmp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Seconds from the command line as a Duration: negative and NaN give zero, and huge values are
+/// capped (about 30 years) so deadlines computed from them cannot overflow.
+pub fn secs(v: f64) -> std::time::Duration {
+    const CAP: f64 = 1e9;
+    let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, CAP) };
+    std::time::Duration::from_secs_f64(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secs_never_panics() {
+        assert_eq!(secs(1.5).as_millis(), 1500);
+        assert_eq!(secs(-3.0), std::time::Duration::ZERO);
+        assert_eq!(secs(f64::NAN), std::time::Duration::ZERO);
+        assert_eq!(secs(f64::INFINITY).as_secs(), 1_000_000_000);
+        let _ = std::time::Instant::now() + secs(f64::MAX);
+    }
+}
