@@ -87,6 +87,11 @@ impl GopCache {
         self.entries.iter().map(move |e| e.bytes(chunk_size, stream_id))
     }
 
+    /// Timestamp of the keyframe that opens the cached GOP.
+    pub fn first_timestamp(&self) -> u32 {
+        self.entries.first().map_or(0, |e| e.msg.timestamp)
+    }
+
     pub fn has_audio(&self) -> bool {
         self.audio > 0
     }

@@ -178,7 +178,8 @@ impl Stream {
     pub fn join(&mut self, mut p: Player, conf: &LiveAppConf) {
         if self.publisher.is_some() && conf.gop_cache() && !self.gop.is_empty() {
             let ah = if self.gop.has_audio() { &self.audio_header } else { &None };
-            Self::start_player(&mut p, &self.meta, &[&self.video_header, ah], 0);
+            // Headers carry the timestamp of the frame they precede, as for any other joiner.
+            Self::start_player(&mut p, &self.meta, &[&self.video_header, ah], self.gop.first_timestamp());
             for b in self.gop.encoded_for(p.peer.chunk_size.get(), p.stream_id) {
                 p.peer.push(b);
             }
