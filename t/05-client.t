@@ -1,0 +1,69 @@
+# Our client CLI (target/release/rtmp) against the module: publish, play, probe, bench, errors.
+use lib 't/lib';
+use Test::Nginx::Rtmp;
+use JSON::PP ();
+
+our $RTMP = Test::Nginx::Rtmp::repo_root() . '/target/release/rtmp';
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: rtmp publish is seen by ffprobe; rtmp play saves a decodable FLV
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; }
+}
+--- run
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/cli";
+my $media = media();
+my $pid = fork // die;
+if (!$pid) { exec("timeout", "20", $main::RTMP, "publish", $url, "--file", $media, "--loop") or exit 127 }
+sleep 2;
+my $p = ffprobe_play($url, 10);
+is($p->{video}, 'h264', 'ffprobe: video');
+is($p->{audio}, 'aac', 'ffprobe: audio');
+my $out = tmp_dir() . "/cli.flv";
+my $rc = system("timeout 20 $main::RTMP play '$url' --duration 3 --out $out 2>/dev/null");
+is($rc, 0, 'rtmp play exits 0');
+my $frames = `ffprobe -v error -count_frames -select_streams v -show_entries stream=nb_read_frames -of csv=p=0 $out`;
+cmp_ok($frames + 0, '>=', 40, 'saved FLV decodes');
+kill 'TERM', $pid;
+waitpid $pid, 0;
+
+
+
+=== TEST 2: readable errors and exit codes
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; }
+}
+--- run
+my $port = $TEST_NGINX_RTMP_PORT;
+my $url = "rtmp://127.0.0.1:$port/live/busy";
+my $pub = publish($url, loop => 1);
+sleep 1;
+my $err = `timeout 20 $main::RTMP publish '$url' --file @{[media()]} 2>&1`;
+isnt($? >> 8, 0, 'second publisher fails');
+like($err, qr/NetStream\.Publish\.BadName/, 'BadName is reported');
+$err = `timeout 20 $main::RTMP probe rtmp://127.0.0.1:$port/nosuchapp/x 2>&1`;
+isnt($? >> 8, 0, 'unknown application fails');
+like($err, qr/Connect\.Rejected/, 'rejection is reported');
+
+
+
+=== TEST 3: rtmp bench: 100 players with an in-process publisher all get frames
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; }
+}
+--- run
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/bench";
+my $json = `timeout 60 $main::RTMP bench '$url' --players 100 --publish-file @{[media()]} --duration 4 --json 2>/dev/null`;
+my $r = eval { JSON::PP::decode_json($json) } // {};
+is($r->{players_connected}, 100, 'all players connected') or diag($json);
+is($r->{players_with_frames}, 100, 'all players got frames');
+is($r->{players_failed}, 0, 'no failures');
