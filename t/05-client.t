@@ -24,7 +24,7 @@ sleep 2;
 my $p = ffprobe_play($url, 10);
 is($p->{video}, 'h264', 'ffprobe: video');
 is($p->{audio}, 'aac', 'ffprobe: audio');
-my $out = tmp_dir() . "/cli.flv";
+my $out = Test::Nginx::Rtmp::tmp_dir() . "/cli.flv";
 my $rc = system("timeout 20 $main::RTMP play '$url' --duration 3 --out $out 2>/dev/null");
 is($rc, 0, 'rtmp play exits 0');
 my $frames = `ffprobe -v error -count_frames -select_streams v -show_entries stream=nb_read_frames -of csv=p=0 $out`;
