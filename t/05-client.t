@@ -19,7 +19,7 @@ server {
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/cli";
 my $media = media();
 my $pid = fork // die;
-if (!$pid) { exec("timeout", "20", $main::RTMP, "publish", $url, "--file", $media, "--loop") or exit 127 }
+if (!$pid) { open(STDERR, ">", "/dev/null"); exec("timeout", "20", $main::RTMP, "publish", $url, "--file", $media, "--loop") or exit 127 }
 sleep 2;
 my $p = ffprobe_play($url, 10);
 is($p->{video}, 'h264', 'ffprobe: video');
