@@ -1,6 +1,7 @@
 //! Codec configuration parsers: what the sequence headers of a stream say about its media
 //! (dimensions, profile, frame rate), for metadata, stat pages and segmenters.
 
+pub mod aac;
 pub mod avc;
 pub mod bits;
 
