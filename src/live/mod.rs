@@ -4,6 +4,7 @@
 mod conf;
 mod gop;
 mod handlers;
+mod meta;
 mod stream;
 
 use std::ptr::{addr_of, addr_of_mut};

@@ -15,6 +15,7 @@ use crate::log_info;
 
 use super::conf::{LiveAppConf, Meta};
 use super::gop::GopCache;
+use super::meta::CodecInfo;
 
 pub struct Publisher {
     pub id: u64,
@@ -85,6 +86,7 @@ pub struct Stream {
     meta: Option<RawMessage>,
     has_video: bool,
     gop: GopCache,
+    codec: CodecInfo,
 }
 
 /// One message encoded lazily per (chunk size, message stream id): usually a single encoding
@@ -128,6 +130,7 @@ impl Stream {
         self.meta = None;
         self.has_video = false;
         self.gop.clear();
+        self.codec = CodecInfo::default();
         for p in &mut self.players {
             p.restart();
             p.send_user_control(UserControl::StreamBegin(p.stream_id));
@@ -205,6 +208,10 @@ impl Stream {
         let mut shared = Shared::new(csid::VIDEO, msg);
         if info.sequence_header {
             self.video_header = Some(msg.clone());
+            self.codec.video_header(&msg.payload);
+            if conf.meta() == Meta::On {
+                self.set_meta(self.codec.build(), msg);
+            }
             for p in self.players.iter().filter(|p| p.video_started) {
                 p.peer.push(shared.bytes(p));
             }
@@ -246,6 +253,10 @@ impl Stream {
         let mut shared = Shared::new(csid::AUDIO, msg);
         if info.sequence_header {
             self.audio_header = Some(msg.clone());
+            self.codec.audio_header(&msg.payload);
+            if conf.meta() == Meta::On {
+                self.set_meta(self.codec.build(), msg);
+            }
             for p in self.players.iter().filter(|p| p.audio_started) {
                 p.peer.push(shared.bytes(p));
             }
@@ -285,23 +296,33 @@ impl Stream {
         let payload = stripped.clone().unwrap_or_else(|| msg.payload.clone());
         let is_meta = stripped.is_some() || starts_with_string(&payload, "onMetaData");
         if is_meta {
-            if conf.meta() == Meta::Off {
-                return;
+            match conf.meta() {
+                Meta::Off => {}
+                Meta::Copy => self.set_meta(payload, msg),
+                Meta::On => {
+                    self.codec.publisher_meta(&payload);
+                    self.set_meta(self.codec.build(), msg);
+                }
             }
-            // `meta on` rebuilds metadata from codec info once the codec module exists; until
-            // then both forward the publisher's own onMetaData.
-            let m = RawMessage { payload, timestamp: 0, ..msg.clone() };
-            let mut shared = Shared::new(csid::DATA, &m);
-            for p in self.players.iter_mut().filter(|p| p.meta_sent) {
-                p.peer.push(shared.bytes(p));
-            }
-            self.meta = Some(m);
             return;
         }
         let mut shared = Shared::new(csid::DATA, msg);
         for p in self.players.iter().filter(|p| !p.paused && (p.video_started || p.audio_started)) {
             p.peer.push(shared.bytes(p));
         }
+    }
+}
+
+impl Stream {
+    /// New metadata: kept for joiners and sent to players that already had the previous one.
+    /// Stored with timestamp 0 (see `start_player`).
+    fn set_meta(&mut self, payload: Bytes, from: &RawMessage) {
+        let m = RawMessage::new(msg_type::AMF0_DATA, from.stream_id, 0, payload);
+        let mut shared = Shared::new(csid::DATA, &m);
+        for p in self.players.iter_mut().filter(|p| p.meta_sent) {
+            p.peer.push(shared.bytes(p));
+        }
+        self.meta = Some(m);
     }
 }
 

@@ -1,0 +1,43 @@
+# meta on (rebuilt from the sequence headers) / copy (the publisher's) / off (none).
+use lib 't/lib';
+use Test::Nginx::Rtmp;
+use JSON::PP ();
+
+our $RTMP = Test::Nginx::Rtmp::repo_root() . '/target/release/rtmp';
+
+sub meta_of {
+    my ($url) = @_;
+    my $out = `timeout 20 $main::RTMP probe --json --timeout 10 '$url' 2>&1`;
+    my $j = eval { JSON::PP::decode_json($out) } // { error => $out };
+    return $j->{metadata};
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: meta on, copy and off
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application on { live on; meta on; }
+    application copy { live on; meta copy; }
+    application off { live on; meta off; }
+}
+--- run
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
+my @pubs = map { publish("$base/$_/m", loop => 1) } qw(on copy off);
+sleep 2;
+my $on = main::meta_of("$base/on/m");
+ok($on, 'meta on: metadata sent') or diag(explain($on));
+my %on = map { $_ => 1 } @{ $on->{keys} // [] };
+is($on->{width}, 640, 'meta on: width from the SPS');
+is($on->{height}, 360, 'meta on: cropped height from the SPS');
+is($on->{framerate}, 25, 'meta on: frame rate from the SPS timing info');
+ok($on{Server} && $on{displayHeight} && $on{audiochannels}, 'meta on: computed fields');
+ok(!$on{duration} && !$on{filesize}, 'meta on: no duration/filesize for a live stream');
+ok($on{encoder}, "meta on: the publisher's other fields kept");
+my $copy = main::meta_of("$base/copy/m");
+my %copy = map { $_ => 1 } @{ $copy->{keys} // [] };
+ok($copy{duration} && !$copy{Server}, "meta copy: the publisher's object as is") or diag(explain($copy));
+is(main::meta_of("$base/off/m"), undef, 'meta off: no metadata');
