@@ -51,6 +51,7 @@ pub struct LiveAppConf {
     pub idle_streams: Option<bool>,
     pub drop_idle_publisher: Option<OrOff<Msec>>,
     pub gop_cache: Option<bool>,
+    pub publish_takeover: Option<bool>,
     pub gop_max_frame_count: Option<u64>,
     pub gop_max_video_count: Option<u64>,
     pub gop_max_audio_count: Option<u64>,
@@ -78,6 +79,9 @@ impl LiveAppConf {
     }
     pub fn idle_streams(&self) -> bool {
         self.idle_streams.unwrap_or(true)
+    }
+    pub fn publish_takeover(&self) -> bool {
+        self.publish_takeover.unwrap_or(false)
     }
     pub fn gop_cache(&self) -> bool {
         self.gop_cache.unwrap_or(true)
@@ -109,6 +113,7 @@ impl Merge for LiveAppConf {
         merge(&mut self.idle_streams, &prev.idle_streams);
         merge(&mut self.drop_idle_publisher, &prev.drop_idle_publisher);
         merge(&mut self.gop_cache, &prev.gop_cache);
+        merge(&mut self.publish_takeover, &prev.publish_takeover);
         merge(&mut self.gop_max_frame_count, &prev.gop_max_frame_count);
         merge(&mut self.gop_max_video_count, &prev.gop_max_video_count);
         merge(&mut self.gop_max_audio_count, &prev.gop_max_audio_count);

@@ -67,11 +67,18 @@ pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
     // A stream id publishes or plays one stream at a time.
     leave(s, req.stream_id);
     let Some(stream) = get_stream(s, &key, true) else { return Step::Continue };
-    if stream.borrow().publisher.is_some() {
-        s.send_status(req.stream_id, "error", "NetStream.Publish.BadName", "Already publishing");
-        return Step::Close(format!("publish \"{}\": already publishing", req.name));
+    let current = stream.borrow().publisher.as_ref().map(|p| p.peer.clone());
+    if let Some(old) = current {
+        if !conf.publish_takeover() {
+            s.send_status(req.stream_id, "error", "NetStream.Publish.BadName", "Already publishing");
+            return Step::Close(format!("publish \"{}\": already publishing", req.name));
+        }
+        // A reconnecting encoder replaces its stale session; players stay and restart at the
+        // new publisher's first keyframe.
+        log_info!(s.log, "rtmp: live: publish \"{}\" takes over from connection {}", req.name, old.id);
+        old.request_close(format!("publish \"{}\" taken over by connection {}", req.name, s.peer.id));
     }
-    stream.borrow_mut().begin_publish(s.peer.id, req.stream_id, conf);
+    stream.borrow_mut().begin_publish(s.peer.clone(), req.stream_id, conf);
     add_entry(s, Entry { stream_id: req.stream_id, key, stream, publishing: true });
     log_info!(s.log, "rtmp: live: publish \"{}\" ({})", req.name, req.kind);
     s.send_user_control(UserControl::StreamBegin(req.stream_id));
@@ -116,7 +123,11 @@ pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
         .find(|e| e.publishing && e.stream_id == msg.stream_id)
         .or_else(|| ctx.entries.iter().find(|e| e.publishing));
     if let Some(e) = entry {
-        e.stream.borrow_mut().publish_message(msg, conf);
+        let mut st = e.stream.borrow_mut();
+        // After a takeover the old publisher's last messages are not the stream's any more.
+        if st.publisher.as_ref().is_some_and(|p| p.id == s.peer.id) {
+            st.publish_message(msg, conf);
+        }
     }
     Step::Continue
 }

@@ -20,6 +20,7 @@ use super::meta::CodecInfo;
 pub struct Publisher {
     pub id: u64,
     pub stream_id: u32,
+    pub peer: Rc<Peer>,
 }
 
 pub struct Player {
@@ -123,8 +124,8 @@ impl Stream {
     }
 
     /// A new publisher: forget the previous one's headers.
-    pub fn begin_publish(&mut self, id: u64, stream_id: u32, conf: &LiveAppConf) {
-        self.publisher = Some(Publisher { id, stream_id });
+    pub fn begin_publish(&mut self, peer: Rc<Peer>, stream_id: u32, conf: &LiveAppConf) {
+        self.publisher = Some(Publisher { id: peer.id, stream_id, peer });
         self.video_header = None;
         self.audio_header = None;
         self.meta = None;
