@@ -46,7 +46,13 @@ struct Player {
     bytes: u64,
     failed: bool,
     dropped: bool,
+    /// Has been within `LIVE_EDGE_MS` of the live edge: the join burst (a server's GOP cache)
+    /// is over, and lag samples count from here.
+    live: bool,
 }
+
+/// How close to the newest timestamp a frame must be for its player to count as live.
+const LIVE_EDGE_MS: u64 = 500;
 
 struct Publisher {
     conn: Option<Conn>,
@@ -86,6 +92,8 @@ pub struct BenchReport {
     /// Still connecting when the bench ended.
     pub players_pending: usize,
     pub players_with_frames: usize,
+    /// Got frames but never came within LIVE_EDGE_MS of the live edge: reported, not averaged in.
+    pub players_never_live: usize,
     pub failures: BTreeMap<String, usize>,
     pub bytes_received: u64,
     pub frames_received: u64,
@@ -328,8 +336,11 @@ impl Bench {
                     };
                     if let Some(n) = newest {
                         let lag = u64::from(n.saturating_sub(m.timestamp));
-                        self.lag.add(lag);
-                        self.lag_window.add(lag);
+                        p.live |= lag <= LIVE_EDGE_MS;
+                        if p.live {
+                            self.lag.add(lag);
+                            self.lag_window.add(lag);
+                        }
                     }
                 }
             }
@@ -482,6 +493,7 @@ impl Bench {
                 .filter(|p| p.conn.as_ref().is_some_and(|c| c.stage() != Stage::Active))
                 .count(),
             players_with_frames: ps.iter().filter(|p| p.first_frame_ms.is_some()).count(),
+            players_never_live: ps.iter().filter(|p| p.first_frame_ms.is_some() && !p.live).count(),
             failures: self.failures.clone(),
             bytes_received: ps.iter().map(|p| p.bytes).sum(),
             frames_received: ps.iter().map(|p| p.frames).sum(),
@@ -534,14 +546,15 @@ pub fn print_text(r: &BenchReport) {
     println!("url:              {}", r.url);
     println!("duration:         {:.1} s", r.duration_s);
     println!(
-        "players:          {} requested, {} started, {} connected, {} failed, {} dropped, {} still connecting, {} got frames",
+        "players:          {} requested, {} started, {} connected, {} failed, {} dropped, {} still connecting, {} got frames, {} never reached the live edge",
         r.players_requested,
         r.players_attempted,
         r.players_connected,
         r.players_failed,
         r.players_dropped,
         r.players_pending,
-        r.players_with_frames
+        r.players_with_frames,
+        r.players_never_live
     );
     for (label, n) in &r.failures {
         println!("  {n:>6} × {label}");
