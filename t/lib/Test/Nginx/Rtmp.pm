@@ -48,8 +48,12 @@ our @EXPORT = qw(
     in_background result_of
     rtmp_connect_raw rtmp_handshake send_bytes read_bytes read_until is_closed
     rtmp_chunk amf_num amf_str amf_bool amf_null amf_obj
-    wait_until
+    wait_until explain note
 );
+
+# Test::Base re-exports most of Test::More, but not these two.
+sub explain { return Test::More::explain(@_) }
+sub note { return Test::More::note(@_) }
 
 our $ROOT = Cwd::abs_path(File::Basename::dirname(__FILE__) . '/../../../..');
 our $NGINX = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
