@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use rtmp_proto::amf0::Amf0Value;
+use rtmp_proto::caps::Capabilities;
 use rtmp_proto::command::{self, Command};
 use rtmp_proto::message::{csid, msg_type, Control, UserControl};
 use rtmp_proto::session::{ServerEvent, ServerSession, SessionConfig};
@@ -37,6 +38,8 @@ pub struct ConnectInfo {
     pub swf_url: String,
     pub page_url: String,
     pub object_encoding: f64,
+    /// Enhanced RTMP codecs the client announced it can receive.
+    pub caps: Capabilities,
 }
 
 pub struct Session {
@@ -465,6 +468,7 @@ impl Session {
             swf_url: text("swfUrl"),
             page_url: text("pageUrl"),
             object_encoding: get("objectEncoding").and_then(|v| v.as_f64()).unwrap_or(0.0),
+            caps: Capabilities::from_connect(&props),
         };
         let found = self.srv().applications.iter().find(|(n, _)| *n == app).map(|(_, c)| *c);
         let Some(app_ctx) = found else {
@@ -491,7 +495,7 @@ impl Session {
             }
         }
         self.connected = true;
-        self.proto.accept_connect(tid, self.info.object_encoding);
+        self.proto.accept_connect(tid, self.info.object_encoding, self.info.caps.server_reply());
         self.peer.chunk_size.set(self.proto.out_chunk_size());
     }
 

@@ -196,10 +196,17 @@ fn status_object(level: &str, code: &str, description: &str) -> Props {
 
 /// `_result` for connect, with the properties FMS and nginx-rtmp-module send.
 pub fn connect_result(tid: f64, object_encoding: f64) -> Bytes {
-    let props = Amf0Value::object([
-        ("fmsVer", Amf0Value::string("FMS/3,0,1,123")),
-        ("capabilities", Amf0Value::Number(31.0)),
-    ]);
+    connect_result_with(tid, object_encoding, Vec::new())
+}
+
+/// `connect_result` with more server properties (Enhanced RTMP capabilities).
+pub fn connect_result_with(tid: f64, object_encoding: f64, extra: Vec<(String, Amf0Value)>) -> Bytes {
+    let mut props = vec![
+        ("fmsVer".to_string(), Amf0Value::string("FMS/3,0,1,123")),
+        ("capabilities".to_string(), Amf0Value::Number(31.0)),
+    ];
+    props.extend(extra);
+    let props = Amf0Value::Object(props);
     let mut info = status_object("status", "NetConnection.Connect.Success", "Connection succeeded.");
     info.push(("objectEncoding".into(), Amf0Value::Number(object_encoding)));
     encode_command("_result", tid, &[props, Amf0Value::Object(info)])
@@ -263,7 +270,12 @@ pub fn stream_length_result(tid: f64, seconds: f64) -> Bytes {
 
 /// Client side: `connect` with the usual properties.
 pub fn connect(tid: f64, app: &str, tc_url: &str) -> Bytes {
-    let props = Amf0Value::object([
+    connect_with(tid, app, tc_url, Vec::new())
+}
+
+/// `connect` with more properties (Enhanced RTMP `fourCcList`, see `caps::client_props`).
+pub fn connect_with(tid: f64, app: &str, tc_url: &str, extra: Vec<(String, Amf0Value)>) -> Bytes {
+    let mut props = vec![
         ("app", Amf0Value::string(app)),
         ("type", Amf0Value::string("nonprivate")),
         ("flashVer", Amf0Value::string("FMLE/3.0 (compatible; ngx-rtmp-rs)")),
@@ -274,8 +286,12 @@ pub fn connect(tid: f64, app: &str, tc_url: &str) -> Bytes {
         ("videoCodecs", Amf0Value::Number(252.0)),
         ("videoFunction", Amf0Value::Number(1.0)),
         ("objectEncoding", Amf0Value::Number(0.0)),
-    ]);
-    encode_command("connect", tid, &[props])
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect::<Vec<_>>();
+    props.extend(extra);
+    encode_command("connect", tid, &[Amf0Value::Object(props)])
 }
 
 pub fn create_stream(tid: f64) -> Bytes {

@@ -29,6 +29,8 @@ pub struct VideoTagInfo {
     pub sequence_header: bool,
     /// Enhanced RTMP (FourCC) header.
     pub enhanced: bool,
+    /// The Enhanced RTMP FourCC (`None` for legacy codec ids).
+    pub fourcc: Option<[u8; 4]>,
 }
 
 /// Parses the video tag header at the front of a type 9 payload. `None` when it is empty, or an
@@ -38,8 +40,21 @@ pub fn video_tag_info(p: &[u8]) -> Option<VideoTagInfo> {
     if b0 & 0x80 != 0 {
         // Enhanced RTMP: frame type in bits 4-6, packet type in the low nibble, then FourCC.
         let frame_type = (b0 >> 4) & 0x07;
-        let packet_type = b0 & 0x0f;
-        let fourcc = p.get(1..5)?;
+        let mut packet_type = b0 & 0x0f;
+        let mut at = 1;
+        if packet_type == 6 {
+            // Multitrack: a byte of track layout and the real packet type; a single FourCC
+            // follows unless every track has its own codec (then it is per track: not one codec).
+            let b1 = *p.get(1)?;
+            packet_type = b1 & 0x0f;
+            at = if b1 >> 4 == 2 { usize::MAX } else { 2 };
+        }
+        let fourcc: [u8; 4] = match at.checked_add(4).and_then(|end| p.get(at..end)) {
+            Some(f) => [f[0], f[1], f[2], f[3]],
+            None if at == usize::MAX => *b"****",
+            None => return None,
+        };
+        let fourcc = &fourcc;
         let codec = match fourcc {
             b"hvc1" => VideoCodec::Hevc,
             b"av01" => VideoCodec::Av1,
@@ -53,6 +68,7 @@ pub fn video_tag_info(p: &[u8]) -> Option<VideoTagInfo> {
             keyframe: frame_type == 1 && packet_type != 4,
             sequence_header: packet_type == 0,
             enhanced: true,
+            fourcc: Some(*fourcc),
         });
     }
     let frame_type = b0 >> 4;
@@ -70,7 +86,7 @@ pub fn video_tag_info(p: &[u8]) -> Option<VideoTagInfo> {
     };
     let has_packet_type = matches!(codec, VideoCodec::Avc | VideoCodec::Hevc | VideoCodec::Av1);
     let sequence_header = has_packet_type && p.get(1) == Some(&0);
-    Some(VideoTagInfo { codec, keyframe: frame_type == 1, sequence_header, enhanced: false })
+    Some(VideoTagInfo { codec, keyframe: frame_type == 1, sequence_header, enhanced: false, fourcc: None })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +109,8 @@ pub struct AudioTagInfo {
     pub codec: AudioCodec,
     /// The AAC AudioSpecificConfig (or Enhanced audio sequence start).
     pub sequence_header: bool,
+    /// The Enhanced RTMP FourCC (`None` for legacy sound formats).
+    pub fourcc: Option<[u8; 4]>,
 }
 
 /// Parses the audio tag header at the front of a type 8 payload.
@@ -101,14 +119,15 @@ pub fn audio_tag_info(p: &[u8]) -> Option<AudioTagInfo> {
     let format = b0 >> 4;
     if format == 9 {
         // Enhanced RTMP audio: packet type in the low nibble, then FourCC.
-        let fourcc = p.get(1..5)?;
-        let codec = match fourcc {
+        let f = p.get(1..5)?;
+        let fourcc = [f[0], f[1], f[2], f[3]];
+        let codec = match &fourcc {
             b"Opus" => AudioCodec::Opus,
             b"mp4a" => AudioCodec::Aac,
             b".mp3" => AudioCodec::Mp3,
             f => AudioCodec::Other(u32::from_be_bytes([f[0], f[1], f[2], f[3]])),
         };
-        return Some(AudioTagInfo { codec, sequence_header: b0 & 0x0f == 0 });
+        return Some(AudioTagInfo { codec, sequence_header: b0 & 0x0f == 0, fourcc: Some(fourcc) });
     }
     let codec = match format {
         0 => AudioCodec::Pcm,
@@ -123,7 +142,7 @@ pub fn audio_tag_info(p: &[u8]) -> Option<AudioTagInfo> {
         n => AudioCodec::Other(u32::from(n)),
     };
     let sequence_header = codec == AudioCodec::Aac && p.get(1) == Some(&0);
-    Some(AudioTagInfo { codec, sequence_header })
+    Some(AudioTagInfo { codec, sequence_header, fourcc: None })
 }
 
 /// One FLV tag: type 8, 9 or 18, a 32-bit millisecond timestamp and the payload.

@@ -4,6 +4,7 @@
 
 pub mod amf0;
 pub mod amf3;
+pub mod caps;
 pub mod chunk;
 pub mod codec;
 pub mod command;

@@ -6,6 +6,7 @@ use std::fmt;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::amf0::Amf0Value;
 use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError};
 use crate::command::{self, Command};
 use crate::handshake::{ClientHandshake, HandshakeError, HandshakeState, ServerHandshake};
@@ -314,13 +315,14 @@ impl ServerSession {
 
     /// Accepts `connect` as nginx-rtmp-module does: Window Acknowledgement Size, Set Peer
     /// Bandwidth (dynamic), Set Chunk Size (which our encoder then uses), then `_result`.
-    pub fn accept_connect(&mut self, tid: f64, object_encoding: f64) {
+    /// `extra` goes into the `_result` properties (Enhanced RTMP capabilities).
+    pub fn accept_connect(&mut self, tid: f64, object_encoding: f64, extra: Vec<(String, Amf0Value)>) {
         let window = self.core.cfg.ack_window;
         let chunk = self.core.cfg.out_chunk_size;
         self.core.send_control(&Control::WindowAckSize(window));
         self.core.send_control(&Control::SetPeerBandwidth { size: window, limit: 2 });
         self.core.send_control(&Control::SetChunkSize(chunk));
-        self.core.send_command(0, command::connect_result(tid, object_encoding));
+        self.core.send_command(0, command::connect_result_with(tid, object_encoding, extra));
     }
 
     /// An `onStatus` with the given level, code and description.
