@@ -1,6 +1,6 @@
 //! The sending side of a connection, shared (`Rc<Peer>`) with the streams it plays: a bounded
 //! queue of reference-counted chunk bytes, flushed by the connection's own write handler with one
-//! writev per wake-up.
+//! writev per wake-up, or, with a merge interval, one writev per interval for media.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -28,6 +28,10 @@ pub struct Peer {
     pub chunk_size: Cell<u32>,
     closed: Cell<bool>,
     close_request: RefCell<Option<String>>,
+    /// Media waits up to this long to be written together (0: written at the end of the wake-up).
+    merge_ms: Cell<u64>,
+    /// The write timer runs for a merge (not for a send timeout).
+    merge_armed: Cell<bool>,
 }
 
 /// Buffers to send, and in lockstep whether each counts against the media bound.
@@ -62,7 +66,20 @@ impl Peer {
             chunk_size: Cell::new(128),
             closed: Cell::new(false),
             close_request: RefCell::new(None),
+            merge_ms: Cell::new(0),
+            merge_armed: Cell::new(false),
         }
+    }
+
+    /// Lets media wait up to `ms` so that many messages go out in one writev (fewer syscalls and
+    /// TCP segments per delivered byte, at up to `ms` of added latency).
+    pub fn set_merge_ms(&self, ms: u64) {
+        self.merge_ms.set(ms);
+    }
+
+    /// Whether a write timeout was the merge timer (then: flush), rather than a send timeout.
+    pub fn take_merge_timer(&self) -> bool {
+        self.merge_armed.replace(false)
     }
 
     pub fn log(&self) -> Log {
@@ -88,7 +105,15 @@ impl Peer {
             return false;
         }
         q.push(b, true);
-        self.conn.post_write();
+        let ms = self.merge_ms.get();
+        if ms == 0 {
+            self.conn.post_write();
+        } else if !self.merge_armed.get() && !self.conn.write_timer_set() {
+            // A running write timer is a send timeout: the socket is full and its write event
+            // will flush the queue anyway.
+            self.merge_armed.set(true);
+            self.conn.write_timer(ms);
+        }
         true
     }
 
@@ -117,6 +142,8 @@ impl Peer {
 
     /// Writes as much as the socket takes.
     pub fn flush(&self) -> Flush {
+        // Whatever armed the write timer, the caller re-arms or clears it after this flush.
+        self.merge_armed.set(false);
         let mut q = self.queue.borrow_mut();
         while !q.bufs.is_empty() {
             let n = match self.conn.writev(q.bufs.make_contiguous()) {

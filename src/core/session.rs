@@ -114,6 +114,7 @@ impl Handler for Session {
             Event::Read => self.on_read(),
             Event::ReadTimeout => self.on_read_timeout(),
             Event::Write => self.on_write(),
+            Event::WriteTimeout if self.peer.take_merge_timer() => self.on_write(),
             Event::WriteTimeout => self.close("write timed out (\"timeout\")"),
             Event::Shutdown => self.close("worker is shutting down"),
         }

@@ -56,6 +56,7 @@ pub struct LiveAppConf {
     pub gop_max_video_count: Option<u64>,
     pub gop_max_audio_count: Option<u64>,
     pub gop_max_size: Option<Size>,
+    pub write_merge: Option<OrOff<Msec>>,
 }
 
 impl LiveAppConf {
@@ -82,6 +83,15 @@ impl LiveAppConf {
     }
     pub fn publish_takeover(&self) -> bool {
         self.publish_takeover.unwrap_or(false)
+    }
+    /// How long a player's media may wait to be written together; 0 (`off`, the default) writes at
+    /// the end of every wake-up, for the lowest latency.
+    pub fn write_merge_ms(&self) -> u64 {
+        self.write_merge.and_then(|m| m.0).map_or(0, |m| m.0)
+    }
+    /// `drop_idle_publisher`: close a publisher that sent no audio or video for this long.
+    pub fn drop_idle_publisher_ms(&self) -> Option<u64> {
+        self.drop_idle_publisher.and_then(|d| d.0).map(|d| d.0).filter(|&ms| ms > 0)
     }
     pub fn gop_cache(&self) -> bool {
         self.gop_cache.unwrap_or(true)
@@ -118,6 +128,7 @@ impl Merge for LiveAppConf {
         merge(&mut self.gop_max_video_count, &prev.gop_max_video_count);
         merge(&mut self.gop_max_audio_count, &prev.gop_max_audio_count);
         merge(&mut self.gop_max_size, &prev.gop_max_size);
+        merge(&mut self.write_merge, &prev.write_merge);
         Ok(())
     }
 }

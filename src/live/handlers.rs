@@ -2,7 +2,7 @@
 //! the connection leaves it.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use rtmp_proto::command;
 use rtmp_proto::message::{csid, msg_type, UserControl};
@@ -12,6 +12,8 @@ use crate::core::hooks::{PlayReq, PublishReq, Step};
 use crate::core::session::Session;
 use crate::log_info;
 use crate::ngx::module::CtxRef;
+use crate::ngx::now_ms;
+use crate::ngx::timer::{Again, Timer};
 
 use super::conf::LiveAppConf;
 use super::stream::{Player, Stream};
@@ -79,11 +81,32 @@ pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
         old.request_close(format!("publish \"{}\" taken over by connection {}", req.name, s.peer.id));
     }
     stream.borrow_mut().begin_publish(s.peer.clone(), req.stream_id, conf);
+    if let Some(idle) = conf.drop_idle_publisher_ms() {
+        let timer = idle_publisher_timer(Rc::downgrade(&stream), idle);
+        timer.arm(idle);
+        stream.borrow_mut().idle_timer = Some(timer);
+    }
     add_entry(s, Entry { stream_id: req.stream_id, key, stream, publishing: true });
     log_info!(s.log, "rtmp: live: publish \"{}\" ({})", req.name, req.kind);
     s.send_user_control(UserControl::StreamBegin(req.stream_id));
     s.send_status(req.stream_id, "status", "NetStream.Publish.Start", &format!("{} is now published.", req.name));
     Step::Stop
+}
+
+/// `drop_idle_publisher`: closes the stream's publisher once it has sent no audio or video for
+/// `idle` ms (a stalled encoder whose TCP connection stays open would block its name).
+fn idle_publisher_timer(stream: Weak<RefCell<Stream>>, idle: u64) -> Timer {
+    Timer::new(move || {
+        let Some(stream) = stream.upgrade() else { return Again::Stop };
+        let Ok(st) = stream.try_borrow() else { return Again::After(idle) };
+        let Some(p) = &st.publisher else { return Again::Stop };
+        let since = now_ms().saturating_sub(st.last_media_ms);
+        if since < idle {
+            return Again::After(idle - since);
+        }
+        p.peer.request_close(format!("publisher idle for {since} ms (\"drop_idle_publisher\")"));
+        Again::Stop
+    })
 }
 
 pub fn play(s: &mut Session, req: &PlayReq) -> Step {
@@ -108,7 +131,9 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
         csid::DATA,
         &RawMessage::new(msg_type::AMF0_DATA, req.stream_id, 0, command::sample_access()),
     );
-    stream.borrow_mut().join(Player::new(s.peer.id, req.stream_id, s.peer.clone()), conf);
+    s.peer.set_merge_ms(conf.write_merge_ms());
+    let player = Player::new(s.peer.id, req.stream_id, s.peer.clone()).with_caps(s.info.caps.clone());
+    stream.borrow_mut().join(player, conf);
     add_entry(s, Entry { stream_id: req.stream_id, key, stream, publishing: false });
     Step::Stop
 }

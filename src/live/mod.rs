@@ -52,7 +52,7 @@ const FLAG: u32 = nginx_sys::NGX_CONF_FLAG;
 const RSA: u32 = RTMP_MAIN_CONF | RTMP_SRV_CONF | RTMP_APP_CONF;
 const OFF: usize = RTMP_APP_CONF_OFFSET;
 
-static mut LIVE_COMMANDS: [ngx_command_t; 19] = [
+static mut LIVE_COMMANDS: [ngx_command_t; 20] = [
     slot!(LiveAppConf, live, c"live", RSA | FLAG, OFF),
     slot!(LiveAppConf, meta, c"meta", RSA | TAKE1, OFF),
     slot!(LiveAppConf, stream_buckets, c"stream_buckets", RSA | TAKE1, OFF),
@@ -64,7 +64,7 @@ static mut LIVE_COMMANDS: [ngx_command_t; 19] = [
     slot!(LiveAppConf, publish_notify, c"publish_notify", RSA | FLAG, OFF),
     slot!(LiveAppConf, play_restart, c"play_restart", RSA | FLAG, OFF),
     slot!(LiveAppConf, idle_streams, c"idle_streams", RSA | FLAG, OFF),
-    slot!(LiveAppConf, drop_idle_publisher, c"drop_idle_publisher", RSA | TAKE1, OFF, unimplemented),
+    slot!(LiveAppConf, drop_idle_publisher, c"drop_idle_publisher", RSA | TAKE1, OFF),
     slot!(LiveAppConf, publish_takeover, c"publish_takeover", RSA | FLAG, OFF),
     // Names as nginx-http-flv-module has them, so its configs carry over.
     slot!(LiveAppConf, gop_cache, c"gop_cache", RSA | FLAG, OFF),
@@ -72,6 +72,7 @@ static mut LIVE_COMMANDS: [ngx_command_t; 19] = [
     slot!(LiveAppConf, gop_max_video_count, c"gop_max_video_count", RSA | TAKE1, OFF),
     slot!(LiveAppConf, gop_max_audio_count, c"gop_max_audio_count", RSA | TAKE1, OFF),
     slot!(LiveAppConf, gop_max_size, c"gop_max_size", RSA | TAKE1, OFF),
+    slot!(LiveAppConf, write_merge, c"write_merge", RSA | TAKE1, OFF),
     ngx_command_t::empty(),
 ];
 

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
+use rtmp_proto::caps::Capabilities;
 use rtmp_proto::command;
 use rtmp_proto::flv::{audio_tag_info, video_tag_info};
 use rtmp_proto::message::{csid, msg_type, Control, UserControl};
@@ -12,6 +13,8 @@ use rtmp_proto::RawMessage;
 use crate::core::peer::Peer;
 use crate::core::session::encode;
 use crate::log_info;
+use crate::ngx::now_ms;
+use crate::ngx::timer::Timer;
 
 use super::conf::{LiveAppConf, Meta};
 use super::gop::GopCache;
@@ -35,6 +38,11 @@ pub struct Player {
     pub paused: bool,
     pub recv_audio: bool,
     pub recv_video: bool,
+    /// Enhanced RTMP codecs the player announced in `connect`.
+    pub caps: Capabilities,
+    /// The stream's video / audio codec is one this player cannot parse (logged once).
+    video_refused: bool,
+    audio_refused: bool,
 }
 
 impl Player {
@@ -50,7 +58,49 @@ impl Player {
             paused: false,
             recv_audio: true,
             recv_video: true,
+            caps: Capabilities::default(),
+            video_refused: false,
+            audio_refused: false,
         }
+    }
+
+    pub fn with_caps(mut self, caps: Capabilities) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// Enhanced RTMP video (a FourCC) goes only to players that announced that FourCC in
+    /// `connect`: a legacy player would misread the ExVideoTagHeader as an H.264 frame.
+    fn takes_video(&mut self, fourcc: Option<[u8; 4]>) -> bool {
+        let Some(fc) = fourcc else { return true };
+        if self.caps.receives_video(fc) {
+            return true;
+        }
+        if !self.video_refused {
+            self.video_refused = true;
+            log_info!(
+                self.peer.log(),
+                "rtmp: live: player did not announce Enhanced RTMP support for \"{}\" in connect; video not sent",
+                String::from_utf8_lossy(&fc)
+            );
+        }
+        false
+    }
+
+    fn takes_audio(&mut self, fourcc: Option<[u8; 4]>) -> bool {
+        let Some(fc) = fourcc else { return true };
+        if self.caps.receives_audio(fc) {
+            return true;
+        }
+        if !self.audio_refused {
+            self.audio_refused = true;
+            log_info!(
+                self.peer.log(),
+                "rtmp: live: player did not announce Enhanced RTMP support for \"{}\" in connect; audio not sent",
+                String::from_utf8_lossy(&fc)
+            );
+        }
+        false
     }
 
     /// Starts over as a new joiner (after a pause or a publisher change).
@@ -86,8 +136,15 @@ pub struct Stream {
     audio_header: Option<RawMessage>,
     meta: Option<RawMessage>,
     has_video: bool,
+    /// FourCC of the publisher's Enhanced RTMP video / audio, None for classic FLV codec ids.
+    video_fourcc: Option<[u8; 4]>,
+    audio_fourcc: Option<[u8; 4]>,
     gop: GopCache,
     codec: CodecInfo,
+    /// When the publisher last sent audio or video (nginx msec), for `drop_idle_publisher`.
+    pub last_media_ms: u64,
+    /// `drop_idle_publisher`'s timer, running while a publisher is on.
+    pub idle_timer: Option<Timer>,
 }
 
 /// One message encoded lazily per (chunk size, message stream id): usually a single encoding
@@ -126,10 +183,14 @@ impl Stream {
     /// A new publisher: forget the previous one's headers.
     pub fn begin_publish(&mut self, peer: Rc<Peer>, stream_id: u32, conf: &LiveAppConf) {
         self.publisher = Some(Publisher { id: peer.id, stream_id, peer });
+        self.last_media_ms = now_ms();
+        self.idle_timer = None;
         self.video_header = None;
         self.audio_header = None;
         self.meta = None;
         self.has_video = false;
+        self.video_fourcc = None;
+        self.audio_fourcc = None;
         self.gop.clear();
         self.codec = CodecInfo::default();
         for p in &mut self.players {
@@ -147,6 +208,7 @@ impl Stream {
     /// The publisher left: players are told, and closed unless `idle_streams` keeps them.
     pub fn end_publish(&mut self, conf: &LiveAppConf) {
         self.publisher = None;
+        self.idle_timer = None;
         self.gop.clear();
         for p in &mut self.players {
             p.send_status("status", "NetStream.Play.UnpublishNotify", "Stream unpublished");
@@ -180,7 +242,8 @@ impl Stream {
     /// Adds a player. With a GOP cached it gets metadata, sequence headers and the GOP from its
     /// keyframe at once, and goes on live from there.
     pub fn join(&mut self, mut p: Player, conf: &LiveAppConf) {
-        if self.publisher.is_some() && conf.gop_cache() && !self.gop.is_empty() {
+        let whole_gop = p.takes_video(self.video_fourcc) && p.takes_audio(self.audio_fourcc);
+        if self.publisher.is_some() && conf.gop_cache() && !self.gop.is_empty() && whole_gop {
             let ah = if self.gop.has_audio() { &self.audio_header } else { &None };
             // Headers carry the timestamp of the frame they precede, as for any other joiner.
             Self::start_player(&mut p, &self.meta, &[&self.video_header, ah], self.gop.first_timestamp());
@@ -195,6 +258,9 @@ impl Stream {
 
     /// Fans one publisher message out to every player.
     pub fn publish_message(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
+        if matches!(msg.msg_type, msg_type::VIDEO | msg_type::AUDIO) {
+            self.last_media_ms = now_ms();
+        }
         match msg.msg_type {
             msg_type::VIDEO => self.video(msg, conf),
             msg_type::AUDIO => self.audio(msg, conf),
@@ -206,6 +272,7 @@ impl Stream {
     fn video(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
         let Some(info) = video_tag_info(&msg.payload) else { return };
         self.has_video = true;
+        self.video_fourcc = info.fourcc;
         let mut shared = Shared::new(csid::VIDEO, msg);
         if info.sequence_header {
             self.video_header = Some(msg.clone());
@@ -213,8 +280,10 @@ impl Stream {
             if conf.meta() == Meta::On {
                 self.set_meta(self.codec.build(), msg);
             }
-            for p in self.players.iter().filter(|p| p.video_started) {
-                p.peer.push(shared.bytes(p));
+            for p in self.players.iter_mut().filter(|p| p.video_started) {
+                if p.takes_video(info.fourcc) {
+                    p.peer.push(shared.bytes(p));
+                }
             }
             return;
         }
@@ -224,7 +293,7 @@ impl Stream {
         let wait_key = conf.wait_key();
         let (meta, vh, ah) = (&self.meta, &self.video_header, &self.audio_header);
         for p in &mut self.players {
-            if p.paused || !p.recv_video {
+            if p.paused || !p.recv_video || !p.takes_video(info.fourcc) {
                 continue;
             }
             if !p.video_started {
@@ -251,6 +320,7 @@ impl Stream {
 
     fn audio(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
         let Some(info) = audio_tag_info(&msg.payload) else { return };
+        self.audio_fourcc = info.fourcc;
         let mut shared = Shared::new(csid::AUDIO, msg);
         if info.sequence_header {
             self.audio_header = Some(msg.clone());
@@ -258,8 +328,10 @@ impl Stream {
             if conf.meta() == Meta::On {
                 self.set_meta(self.codec.build(), msg);
             }
-            for p in self.players.iter().filter(|p| p.audio_started) {
-                p.peer.push(shared.bytes(p));
+            for p in self.players.iter_mut().filter(|p| p.audio_started) {
+                if p.takes_audio(info.fourcc) {
+                    p.peer.push(shared.bytes(p));
+                }
             }
             return;
         }
@@ -270,11 +342,12 @@ impl Stream {
         let has_video = self.has_video;
         let (meta, ah) = (&self.meta, &self.audio_header);
         for p in &mut self.players {
-            if p.paused || !p.recv_audio {
+            if p.paused || !p.recv_audio || !p.takes_audio(info.fourcc) {
                 continue;
             }
             if !p.audio_started {
-                if wait_video && !p.video_started {
+                // A player refused the video codec is an audio-only player: no video to wait for.
+                if wait_video && !p.video_started && !p.video_refused {
                     continue;
                 }
                 Self::start_player(p, meta, &[ah], msg.timestamp);

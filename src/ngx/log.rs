@@ -17,6 +17,14 @@ impl Log {
     pub unsafe fn from_raw(log: *mut ngx_log_t) -> Self {
         Log(log)
     }
+    /// The running cycle's log: valid for the whole life of the worker.
+    pub fn cycle() -> Self {
+        // SAFETY: ngx_cycle is set before any module code runs and outlives every event.
+        Log(unsafe { (*nginx_sys::ngx_cycle).log })
+    }
+    pub fn raw(self) -> *mut ngx_log_t {
+        self.0
+    }
     pub fn enabled(self, level: u32) -> bool {
         if level == NGX_LOG_DEBUG {
             return ngx::log::DEBUG && unsafe { (*self.0).log_level } > NGX_LOG_DEBUG as ngx_uint_t;

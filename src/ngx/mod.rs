@@ -7,6 +7,7 @@ pub mod conn;
 pub mod listen;
 pub mod log;
 pub mod module;
+pub mod timer;
 
 pub use nginx_sys as sys;
 

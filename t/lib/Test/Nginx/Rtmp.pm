@@ -44,6 +44,7 @@ use Time::HiRes ();
 our @EXPORT = qw(
     run_tests repo_root module_path
     media publish wait_publisher stop publisher_log
+    rtmp_cli hevc_flv rtmp_publish flv_tags
     ffprobe_play count_frames rtmpdump_play gst_play
     in_background result_of
     rtmp_connect_raw rtmp_handshake send_bytes read_bytes read_until is_closed
@@ -100,6 +101,7 @@ sub exit_code () {
 sub slurp () {
     my $f = shift;
     open my $fh, '<', $f or return '';
+    binmode $fh;
     local $/;
     my $s = <$fh>;
     return $s // '';
@@ -132,6 +134,65 @@ sub media () {
             or die "test media $f is missing and scripts/media failed\n";
     }
     return $f;
+}
+
+# Our client CLI, built by scripts/test with the workspace.
+sub rtmp_cli () { "$ROOT/target/release/rtmp" }
+
+# The HEVC test stream as FLV, 'enhanced' (FourCC hvc1) or 'legacy' (codec id 12), made once.
+sub hevc_flv () {
+    my $form = shift;
+    my $raw = "$ROOT/target/media/test.hevc";
+    unless (-s $raw) {
+        system("$ROOT/scripts/media") == 0 && -s $raw
+            or die "test media $raw is missing and scripts/media failed\n";
+    }
+    my $out = "$ROOT/target/media/test-hevc-$form.flv";
+    return $out if -s $out && -M $out <= -M $raw;
+    my @legacy = $form eq 'legacy' ? ('--legacy') : ();
+    system(rtmp_cli(), 'mux-hevc', $raw, "$out.tmp", '--fps', '25', @legacy) == 0
+        or die "rtmp mux-hevc failed\n";
+    rename "$out.tmp", $out or die "rename $out: $!";
+    return $out;
+}
+
+# Starts our client publishing $file (looped with loop => 1) in the background; returns its pid.
+# Extra client options (e.g. --fourcc hvc1) go in args => [...].
+sub rtmp_publish () {
+    my ($url, $file, %opt) = @_;
+    my $limit = $opt{timeout} || 60;
+    my $log = tmp_dir() . '/publish-' . (++$SEQ) . '.log';
+    my @cmd = (rtmp_cli(), @{ $opt{args} || [] }, 'publish', $url, '--file', $file);
+    push @cmd, '--loop' if $opt{loop};
+    my $pid = fork() // die "fork: $!";
+    if (!$pid) {
+        POSIX::setpgid(0, 0);
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', $log;
+        { exec 'timeout', '-k', '3', $limit, @cmd }
+        POSIX::_exit(127);
+    }
+    $BG{$pid} = "rtmp publisher $url";
+    $PUBLISHER_LOG{$pid} = $log;
+    return $pid;
+}
+
+# The tags of an FLV file: a list of [type, timestamp, payload].
+sub flv_tags () {
+    my $data = slurp(shift);
+    my @tags;
+    return () unless length($data) >= 13 && substr($data, 0, 3) eq 'FLV';
+    my $at = unpack('N', substr($data, 5, 4)) + 4;
+    while ($at + 11 <= length $data) {
+        my ($type, $size_hi, $size_lo, $ts_hi, $ts_lo, $ts_ext) = unpack('C C n C n C', substr($data, $at, 8));
+        my $size = ($size_hi << 16) | $size_lo;
+        last if $at + 11 + $size > length $data;
+        my $ts = ($ts_ext << 24) | ($ts_hi << 16) | $ts_lo;
+        push @tags, [$type & 0x1f, $ts, substr($data, $at + 11, $size)];
+        $at += 11 + $size + 4;
+    }
+    return @tags;
 }
 
 # Starts an FFmpeg publisher in the background; returns its pid.
