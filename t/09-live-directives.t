@@ -1,5 +1,5 @@
 # Live directives with the C module's semantics beyond the basics: drop_idle_publisher,
-# write_merge (ours: players' media written together).
+# interleave, and write_merge (ours: players' media written together).
 use lib 't/lib';
 use Test::Nginx::Rtmp;
 
@@ -61,7 +61,24 @@ unlike($err, qr/error|non-existing/i, 'no decoding errors');
 
 
 
-=== TEST 3: bad values fail nginx -t with file:line
+=== TEST 3: interleave on: audio and video on one chunk stream still decode
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; interleave on; }
+}
+--- run
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/i";
+my $pub = publish($url, loop => 1);
+sleep 1;
+my ($v, $a, $err) = count_frames($url, 3);
+cmp_ok($v, '>=', 60, 'video frames decoded') or diag($err);
+cmp_ok($a, '>=', 100, 'audio frames decoded');
+unlike($err, qr/error|non-existing/i, 'no decoding errors');
+
+
+
+=== TEST 4: bad values fail nginx -t with file:line
 --- config
 server {
     listen $TEST_NGINX_RTMP_PORT;

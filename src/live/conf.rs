@@ -66,6 +66,9 @@ impl LiveAppConf {
     pub fn meta(&self) -> Meta {
         self.meta.map_or(Meta::On, |k| k.0)
     }
+    pub fn interleave(&self) -> bool {
+        self.interleave.unwrap_or(false)
+    }
     pub fn wait_key(&self) -> bool {
         self.wait_key.unwrap_or(true)
     }

@@ -56,9 +56,12 @@ static mut LIVE_COMMANDS: [ngx_command_t; 20] = [
     slot!(LiveAppConf, live, c"live", RSA | FLAG, OFF),
     slot!(LiveAppConf, meta, c"meta", RSA | TAKE1, OFF),
     slot!(LiveAppConf, stream_buckets, c"stream_buckets", RSA | TAKE1, OFF),
-    slot!(LiveAppConf, buffer, c"buffer", RSA | TAKE1, OFF, unimplemented),
-    slot!(LiveAppConf, sync, c"sync", RSA | TAKE1, OFF, unimplemented),
-    slot!(LiveAppConf, interleave, c"interleave", RSA | FLAG, OFF, unimplemented),
+    // nginx-rtmp-module parses `buffer` but never uses it; so do we.
+    slot!(LiveAppConf, buffer, c"buffer", RSA | TAKE1, OFF),
+    // `sync` re-sends an absolute timestamp once a player drifted after drops; every message we
+    // send carries its absolute timestamp (chunk header type 0), so players cannot drift.
+    slot!(LiveAppConf, sync, c"sync", RSA | TAKE1, OFF),
+    slot!(LiveAppConf, interleave, c"interleave", RSA | FLAG, OFF),
     slot!(LiveAppConf, wait_key, c"wait_key", RSA | FLAG, OFF),
     slot!(LiveAppConf, wait_video, c"wait_video", RSA | FLAG, OFF),
     slot!(LiveAppConf, publish_notify, c"publish_notify", RSA | FLAG, OFF),

@@ -224,7 +224,7 @@ impl Stream {
     }
 
     /// Sends what a player needs before its first frame: metadata and sequence headers.
-    fn start_player(p: &mut Player, meta: &Option<RawMessage>, headers: &[&Option<RawMessage>], ts: u32) {
+    fn start_player(p: &mut Player, meta: &Option<RawMessage>, headers: &[&Option<RawMessage>], ts: u32, audio_cs: u32) {
         if !p.meta_sent {
             if let Some(m) = meta {
                 // Stored with timestamp 0: players (FFmpeg's FLV demuxer among them) treat
@@ -234,7 +234,7 @@ impl Stream {
             p.meta_sent = true;
         }
         for h in headers.iter().copied().flatten() {
-            let cs = if h.msg_type == msg_type::VIDEO { csid::VIDEO } else { csid::AUDIO };
+            let cs = if h.msg_type == msg_type::VIDEO { csid::VIDEO } else { audio_cs };
             p.send(cs, &RawMessage { timestamp: ts, ..h.clone() });
         }
     }
@@ -246,7 +246,8 @@ impl Stream {
         if self.publisher.is_some() && conf.gop_cache() && !self.gop.is_empty() && whole_gop {
             let ah = if self.gop.has_audio() { &self.audio_header } else { &None };
             // Headers carry the timestamp of the frame they precede, as for any other joiner.
-            Self::start_player(&mut p, &self.meta, &[&self.video_header, ah], self.gop.first_timestamp());
+            let first = self.gop.first_timestamp();
+            Self::start_player(&mut p, &self.meta, &[&self.video_header, ah], first, audio_cs(conf));
             for b in self.gop.encoded_for(p.peer.chunk_size.get(), p.stream_id) {
                 p.peer.push(b);
             }
@@ -301,7 +302,7 @@ impl Stream {
                     continue;
                 }
                 let audio_hdr = if p.audio_started { &None } else { ah };
-                Self::start_player(p, meta, &[vh, audio_hdr], msg.timestamp);
+                Self::start_player(p, meta, &[vh, audio_hdr], msg.timestamp, audio_cs(conf));
                 p.video_started = true;
                 p.audio_started |= audio_hdr.is_some();
             } else if p.dropping {
@@ -321,7 +322,7 @@ impl Stream {
     fn audio(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
         let Some(info) = audio_tag_info(&msg.payload) else { return };
         self.audio_fourcc = info.fourcc;
-        let mut shared = Shared::new(csid::AUDIO, msg);
+        let mut shared = Shared::new(audio_cs(conf), msg);
         if info.sequence_header {
             self.audio_header = Some(msg.clone());
             self.codec.audio_header(&msg.payload);
@@ -336,7 +337,7 @@ impl Stream {
             return;
         }
         if conf.gop_cache() && self.has_video {
-            self.gop.push(csid::AUDIO, msg, false, false, &conf.gop_limits());
+            self.gop.push(audio_cs(conf), msg, false, false, &conf.gop_limits());
         }
         let wait_video = conf.wait_video() && self.has_video;
         let has_video = self.has_video;
@@ -350,7 +351,7 @@ impl Stream {
                 if wait_video && !p.video_started && !p.video_refused {
                     continue;
                 }
-                Self::start_player(p, meta, &[ah], msg.timestamp);
+                Self::start_player(p, meta, &[ah], msg.timestamp, audio_cs(conf));
                 p.audio_started = true;
             }
             if p.dropping {
@@ -397,6 +398,16 @@ impl Stream {
             p.peer.push(shared.bytes(p));
         }
         self.meta = Some(m);
+    }
+}
+
+/// `interleave on` sends audio on the video chunk stream, as nginx-rtmp-module does for players
+/// that need one chunk stream for both.
+fn audio_cs(conf: &LiveAppConf) -> u32 {
+    if conf.interleave() {
+        csid::VIDEO
+    } else {
+        csid::AUDIO
     }
 }
 
