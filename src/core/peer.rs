@@ -10,6 +10,9 @@ use bytes::{Buf, Bytes};
 use crate::ngx::conn::{Conn, Sent};
 use crate::ngx::log::Log;
 
+/// Queue capacity (entries) kept after the queue drained.
+const SHRINK_ABOVE: usize = 64;
+
 pub enum Flush {
     /// Everything was written.
     Done,
@@ -165,6 +168,12 @@ impl Peer {
                     left = 0;
                 }
             }
+        }
+        // A join burst (the GOP cache) grows the queue to hundreds of entries; do not keep that
+        // much per player once it is sent.
+        if q.bufs.capacity() > SHRINK_ABOVE {
+            q.bufs.shrink_to(SHRINK_ABOVE / 4);
+            q.is_media.shrink_to(SHRINK_ABOVE / 4);
         }
         Flush::Done
     }

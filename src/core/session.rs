@@ -1,6 +1,7 @@
 //! One RTMP connection: drives the sans-IO `ServerSession` from nginx events, answers the
 //! NetConnection commands itself and hands publish/play/media to the feature modules' hooks.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -8,7 +9,7 @@ use rtmp_proto::amf0::Amf0Value;
 use rtmp_proto::caps::Capabilities;
 use rtmp_proto::command::{self, Command};
 use rtmp_proto::message::{csid, msg_type, Control, UserControl};
-use rtmp_proto::session::{ServerEvent, ServerSession, SessionConfig};
+use rtmp_proto::session::{ServerEvent, ServerSession, SessionConfig, SessionError};
 use rtmp_proto::{chunk, RawMessage};
 
 use crate::ngx::conn::{Conn, Event, Flow, Handler, Recv};
@@ -22,6 +23,11 @@ use super::ext::Ext;
 use super::hooks::{PlayReq, PublishReq, Step};
 use super::peer::{Flush, Peer};
 use super::{hooks, CoreModule};
+
+thread_local! {
+    /// The worker's shared read buffer (see `Session::read_and_feed`).
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
 
 /// Bytes read per wake-up before yielding to other connections.
 const READ_BUDGET: usize = 1 << 20;
@@ -171,14 +177,44 @@ impl Session {
         self.send(csid::COMMAND, &RawMessage::new(msg_type::AMF0_COMMAND, stream_id, 0, payload));
     }
 
+    /// Reads once and parses what arrived. Players rarely send anything, so a session with no
+    /// partial message pending reads into one per-worker buffer, and only the bytes of an
+    /// incomplete message stay with it: an idle session holds no read buffer.
+    fn read_and_feed(&mut self) -> (Recv, Result<(), SessionError>) {
+        if !self.input.is_empty() {
+            let r = self.conn.recv(&mut self.input, READ_SIZE);
+            let fed = match r {
+                Recv::Data(_) => self.proto.feed(&mut self.input),
+                _ => Ok(()),
+            };
+            return (r, fed);
+        }
+        SCRATCH.with(|scratch| {
+            let Ok(mut buf) = scratch.try_borrow_mut() else {
+                return (self.conn.recv(&mut self.input, READ_SIZE), Ok(()));
+            };
+            let r = self.conn.recv(&mut buf, READ_SIZE);
+            let mut fed = Ok(());
+            if let Recv::Data(_) = r {
+                fed = self.proto.feed(&mut buf);
+                if !buf.is_empty() {
+                    self.input.extend_from_slice(&buf);
+                    buf.clear();
+                }
+            }
+            (r, fed)
+        })
+    }
+
     fn on_read(&mut self) {
         let mut budget = READ_BUDGET;
         loop {
-            match self.conn.recv(&mut self.input, READ_SIZE) {
+            let (got, fed) = self.read_and_feed();
+            match got {
                 Recv::Data(n) => {
                     budget = budget.saturating_sub(n);
                     self.ping_sent = false;
-                    if let Err(e) = self.proto.feed(&mut self.input) {
+                    if let Err(e) = fed {
                         self.close(&format!("protocol error: {e}"));
                     }
                     self.drain_output();
