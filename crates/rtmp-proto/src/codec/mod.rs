@@ -4,6 +4,7 @@
 pub mod aac;
 pub mod avc;
 pub mod bits;
+pub mod hevc;
 pub mod mp3;
 
 use std::fmt;
