@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::message::RawMessage;
 
@@ -24,6 +24,9 @@ pub const MAX_CHUNK_STREAM_IDS: usize = 1024;
 
 /// A timestamp field of this value means the real value follows as a 4-byte extended timestamp.
 const EXTENDED: u32 = 0xFF_FFFF;
+/// Bytes reserved up front for a message arriving in several chunks; larger ones grow as their
+/// chunks arrive, so a peer that announces big messages and sends nothing costs little.
+const PARTIAL_PREALLOC: usize = 2048;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkError {
@@ -267,11 +270,15 @@ impl ChunkDecoder {
                     msg_type: st.msg_type,
                     stream_id: st.stream_id,
                     timestamp: st.timestamp,
-                    payload: input.split_to(take).freeze(),
+                    // A copy, not a slice of the read buffer: a slice would pin the whole buffer
+                    // for as long as the message lives (a GOP cache keeps hundreds of them).
+                    payload: Bytes::copy_from_slice(input.get(..take).unwrap_or(&[])),
                 };
+                input.advance(take.min(input.len()));
                 return Ok(Step::Message(msg));
             }
-            st.partial = Some(BytesMut::new());
+            // Sized once: the length was checked against the message limit above.
+            st.partial = Some(BytesMut::with_capacity((st.len as usize).min(PARTIAL_PREALLOC)));
             self.partials += 1;
         }
 
@@ -282,7 +289,14 @@ impl ChunkDecoder {
         if buf.len() < st.len as usize {
             return Ok(Step::Progress);
         }
-        let payload = st.partial.take().unwrap_or_default().freeze();
+        let buf = st.partial.take().unwrap_or_default();
+        // Growth by doubling can leave up to half a buffer unused; messages may live long (GOP
+        // cache), so keep them at their size.
+        let payload = if buf.capacity() > buf.len() + buf.len() / 4 {
+            Bytes::copy_from_slice(&buf)
+        } else {
+            buf.freeze()
+        };
         self.partials = self.partials.saturating_sub(1);
         Ok(Step::Message(RawMessage {
             msg_type: st.msg_type,
