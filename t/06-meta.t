@@ -41,3 +41,24 @@ my $copy = main::meta_of("$base/copy/m");
 my %copy = map { $_ => 1 } @{ $copy->{keys} // [] };
 ok($copy{duration} && !$copy{Server}, "meta copy: the publisher's object as is") or diag(explain($copy));
 is(main::meta_of("$base/off/m"), undef, 'meta off: no metadata');
+
+
+
+=== TEST 2: meta on learns MP3 audio (no sequence header) from its first frame
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; meta on; }
+    application copy { live on; meta copy; }
+}
+--- run
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
+my @pubs = map { publish("$base/$_/mp3", loop => 1, file => media('test-mp3.flv')) } qw(live copy);
+sleep 2;
+my $on = main::meta_of("$base/live/mp3");
+is($on->{audiocodecid}, 2, 'meta on: audio codec id 2 (MP3)') or diag(explain($on));
+is($on->{audiosamplerate}, 22050, 'meta on: sample rate from the MP3 frame header');
+is($on->{audiochannels}, 1, 'meta on: mono from the MP3 frame header');
+is($on->{audiodatarate}, 32, 'meta on: bit rate (kbit/s) from the MP3 frame header');
+# FFmpeg writes the bit rate divided by 1024: with meta copy that is what players get.
+is(main::meta_of("$base/copy/mp3")->{audiodatarate}, 31.25, "meta copy: the publisher's value");

@@ -4,14 +4,17 @@
 
 use bytes::{Bytes, BytesMut};
 use rtmp_proto::amf0::{self, Amf0Value};
-use rtmp_proto::codec::{aac, avc};
+use rtmp_proto::codec::{aac, avc, hevc, mp3};
 use rtmp_proto::flv::{audio_tag_info, video_tag_info, AudioCodec, VideoCodec};
 
 /// What one publisher's stream is known to carry.
 #[derive(Default)]
 pub struct CodecInfo {
     pub avc: Option<avc::AvcConfig>,
+    pub hevc: Option<hevc::HevcConfig>,
     pub aac: Option<aac::AacConfig>,
+    /// MP3 has no sequence header: learnt from its first frame.
+    pub mp3: Option<mp3::Mp3Header>,
     pub video_codec_id: Option<f64>,
     pub audio_codec_id: Option<f64>,
     /// The publisher's onMetaData properties.
@@ -21,14 +24,19 @@ pub struct CodecInfo {
 impl CodecInfo {
     pub fn video_header(&mut self, payload: &[u8]) {
         let Some(info) = video_tag_info(payload) else { return };
-        self.video_codec_id = Some(match info.codec {
-            VideoCodec::Avc => 7.0,
-            VideoCodec::Hevc => 12.0,
-            VideoCodec::Av1 => 13.0,
-            _ => f64::from(payload.first().map_or(0, |b| b & 0x0f)),
+        // Enhanced RTMP streams are described by their FourCC as a number, as FFmpeg writes them.
+        self.video_codec_id = Some(match info.fourcc {
+            Some(fc) => f64::from(u32::from_be_bytes(fc)),
+            None => f64::from(payload.first().map_or(0, |b| b & 0x0f)),
         });
-        if info.codec == VideoCodec::Avc && !info.enhanced {
-            self.avc = payload.get(5..).and_then(|b| avc::parse_config(b).ok());
+        // Both the legacy header and a single-track ExVideoTagHeader are 5 bytes long.
+        let record = if info.fourcc == Some(*b"****") { None } else { payload.get(5..) };
+        self.avc = None;
+        self.hevc = None;
+        match info.codec {
+            VideoCodec::Avc => self.avc = record.and_then(|b| avc::parse_config(b).ok()),
+            VideoCodec::Hevc => self.hevc = record.and_then(|b| hevc::parse_config(b).ok()),
+            _ => {}
         }
     }
 
@@ -38,6 +46,19 @@ impl CodecInfo {
         if info.codec == AudioCodec::Aac {
             self.aac = payload.get(2..).and_then(|b| aac::parse_config(b).ok());
         }
+    }
+
+    /// Learns what an audio codec without a sequence header carries from a frame; true when this
+    /// frame told something new (metadata should be rebuilt).
+    pub fn audio_frame(&mut self, payload: &[u8]) -> bool {
+        let Some(info) = audio_tag_info(payload) else { return false };
+        if info.codec != AudioCodec::Mp3 || self.mp3.is_some() {
+            return false;
+        }
+        let Some((_, h)) = payload.get(1..).and_then(mp3::find_frame) else { return false };
+        self.mp3 = Some(h);
+        self.audio_codec_id = Some(f64::from(payload.first().map_or(0, |b| b >> 4)));
+        true
     }
 
     /// Keeps the publisher's metadata object from an `onMetaData` data payload.
@@ -61,15 +82,20 @@ impl CodecInfo {
             set(k, v.clone());
         }
         set("Server", Amf0Value::string("nginx-rtmp-rs"));
-        if let Some(c) = &self.avc {
-            let (w, h) = (f64::from(c.info.width), f64::from(c.info.height));
+        let picture = match (&self.avc, &self.hevc) {
+            (Some(c), _) => Some((c.info.width, c.info.height, c.profile, c.level, c.info.frame_rate)),
+            (None, Some(c)) => Some((c.info.width, c.info.height, c.info.profile_idc, c.info.level_idc, c.info.frame_rate)),
+            (None, None) => None,
+        };
+        if let Some((w, h, profile, level, frame_rate)) = picture {
+            let (w, h) = (f64::from(w), f64::from(h));
             set("width", Amf0Value::Number(w));
             set("height", Amf0Value::Number(h));
             set("displayWidth", Amf0Value::Number(w));
             set("displayHeight", Amf0Value::Number(h));
-            set("profile", Amf0Value::Number(f64::from(c.profile)));
-            set("level", Amf0Value::Number(f64::from(c.level)));
-            if let Some(fps) = c.info.frame_rate {
+            set("profile", Amf0Value::Number(f64::from(profile)));
+            set("level", Amf0Value::Number(f64::from(level)));
+            if let Some(fps) = frame_rate {
                 set("framerate", Amf0Value::Number(fps));
                 set("fps", Amf0Value::Number(fps));
             }
@@ -85,6 +111,13 @@ impl CodecInfo {
             set("audiosamplerate", Amf0Value::Number(f64::from(rate)));
             set("audiochannels", Amf0Value::Number(f64::from(a.channels)));
             set("stereo", Amf0Value::Boolean(a.channels >= 2));
+        } else if let Some(m) = &self.mp3 {
+            set("audiosamplerate", Amf0Value::Number(f64::from(m.sample_rate)));
+            set("audiochannels", Amf0Value::Number(f64::from(m.channels)));
+            set("stereo", Amf0Value::Boolean(m.channels >= 2));
+            if m.bitrate_kbps > 0 {
+                set("audiodatarate", Amf0Value::Number(f64::from(m.bitrate_kbps)));
+            }
         }
         // A live stream has no duration or size; players that trust them would stop early.
         props.retain(|(k, _)| k != "duration" && k != "filesize");

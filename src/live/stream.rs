@@ -336,6 +336,9 @@ impl Stream {
             }
             return;
         }
+        if self.codec.audio_frame(&msg.payload) && conf.meta() == Meta::On {
+            self.set_meta(self.codec.build(), msg);
+        }
         if conf.gop_cache() && self.has_video {
             self.gop.push(audio_cs(conf), msg, false, false, &conf.gop_limits());
         }

@@ -35,6 +35,11 @@ pub struct MetadataReport {
     pub width: Option<f64>,
     pub height: Option<f64>,
     pub framerate: Option<f64>,
+    pub videocodecid: Option<f64>,
+    pub audiocodecid: Option<f64>,
+    pub audiosamplerate: Option<f64>,
+    pub audiochannels: Option<f64>,
+    pub audiodatarate: Option<f64>,
 }
 
 #[derive(Serialize, Default, Debug)]
@@ -131,6 +136,11 @@ fn metadata_report(props: &[(String, Amf0Value)]) -> MetadataReport {
         width: num("width"),
         height: num("height"),
         framerate: num("framerate").or_else(|| num("videoframerate")),
+        videocodecid: num("videocodecid"),
+        audiocodecid: num("audiocodecid"),
+        audiosamplerate: num("audiosamplerate"),
+        audiochannels: num("audiochannels"),
+        audiodatarate: num("audiodatarate"),
     }
 }
 
@@ -214,7 +224,7 @@ impl Prober {
 }
 
 /// Returns the report and whether any frame arrived.
-pub fn run(url: &str, timeout: f64, json: bool) -> Result<bool, CliError> {
+pub fn run(url: &str, timeout: f64, json: bool, fourcc: &[String]) -> Result<bool, CliError> {
     let url = RtmpUrl::parse(url)?;
     let begin = Instant::now();
     let hard = begin + crate::secs(timeout.max(0.1));
@@ -228,6 +238,7 @@ pub fn run(url: &str, timeout: f64, json: bool) -> Result<bool, CliError> {
         expects: None,
     };
     let mut single = Single::open(&url, Role::Play)?;
+    single.conn.announce_fourcc(fourcc);
     while !p.complete() {
         match single.wait_event(p.deadline(hard))? {
             None => break,
@@ -286,10 +297,12 @@ fn print_text(r: &ProbeReport) {
         Some(m) => {
             let f = |v: Option<f64>| v.map_or_else(|| "-".into(), |x| format!("{x}"));
             println!(
-                "metadata:            {}x{} @ {} fps",
+                "metadata:            {}x{} @ {} fps, audio {} Hz x {}",
                 f(m.width),
                 f(m.height),
-                f(m.framerate)
+                f(m.framerate),
+                f(m.audiosamplerate),
+                f(m.audiochannels)
             );
             println!("metadata keys:       {}", m.keys.join(", "));
         }
