@@ -11,6 +11,7 @@ use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 use rtmp_proto::amf0::Amf0Value;
+use rtmp_proto::caps;
 use rtmp_proto::command::{self, Command};
 use rtmp_proto::message::{Control, RawMessage, UserControl};
 use rtmp_proto::session::{ClientSession, SessionConfig, SessionError, SessionEvent};
@@ -200,6 +201,8 @@ pub struct Conn {
     stage: Stage,
     stream_id: u32,
     events: VecDeque<ConnEvent>,
+    /// Enhanced RTMP video FourCCs announced in `connect`.
+    fourcc: Vec<String>,
 }
 
 impl Conn {
@@ -219,7 +222,13 @@ impl Conn {
             stage: Stage::Tcp,
             stream_id: 0,
             events: VecDeque::new(),
+            fourcc: Vec::new(),
         })
+    }
+
+    /// Announces Enhanced RTMP support for these video FourCCs (e.g. "hvc1") in `connect`.
+    pub fn announce_fourcc(&mut self, list: &[String]) {
+        self.fourcc = list.to_vec();
     }
 
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
@@ -360,8 +369,12 @@ impl Conn {
                     self.session
                         .send_control(&Control::SetChunkSize(OUT_CHUNK_SIZE));
                     let tc_url = self.url.tc_url();
-                    self.session
-                        .send_command(0, command::connect(TID_CONNECT, &self.url.app, &tc_url));
+                    let list: Vec<&str> = self.fourcc.iter().map(String::as_str).collect();
+                    let extra = caps::client_props(&list);
+                    self.session.send_command(
+                        0,
+                        command::connect_with(TID_CONNECT, &self.url.app, &tc_url, extra),
+                    );
                     self.stage = Stage::Connect;
                 }
                 SessionEvent::Command { command, .. } => self.on_command(command)?,

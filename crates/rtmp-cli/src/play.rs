@@ -19,6 +19,7 @@ pub struct PlayArgs<'a> {
     pub out: Option<&'a Path>,
     /// Stop when no media arrived for this long.
     pub idle_timeout: f64,
+    pub fourcc: &'a [String],
 }
 
 struct FlvOut {
@@ -80,6 +81,7 @@ pub fn run(args: &PlayArgs) -> Result<bool, CliError> {
     let end = args.duration.map(|d| begin + crate::secs(d.max(0.0)));
     let idle = crate::secs(args.idle_timeout.max(0.1));
     let mut single = Single::open(&url, Role::Play)?;
+    single.conn.announce_fourcc(args.fourcc);
 
     let mut total = Counters::default();
     let mut second = Counters::default();

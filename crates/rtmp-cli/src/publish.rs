@@ -111,12 +111,14 @@ pub struct PublishArgs<'a> {
     pub file: &'a Path,
     pub looping: bool,
     pub fast: bool,
+    pub fourcc: &'a [String],
 }
 
 pub fn run(args: &PublishArgs) -> Result<(), CliError> {
     let url = RtmpUrl::parse(args.url)?;
     let mut source = Source::load(args.file, args.looping)?;
     let mut single = Single::open(&url, Role::Publish)?;
+    single.conn.announce_fourcc(args.fourcc);
     single.wait_started(START_TIMEOUT)?;
     let sid = single.conn.stream_id();
     eprintln!(

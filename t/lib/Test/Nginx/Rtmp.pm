@@ -127,8 +127,9 @@ sub wait_until () {
 # ---------------------------------------------------------------------------------------------
 # Media clients
 
+# A test media file made once by scripts/media (default test.flv).
 sub media () {
-    my $f = "$ROOT/target/media/test.flv";
+    my $f = "$ROOT/target/media/" . ($_[0] // 'test.flv');
     unless (-s $f) {
         system("$ROOT/scripts/media") == 0 && -s $f
             or die "test media $f is missing and scripts/media failed\n";
@@ -196,10 +197,11 @@ sub flv_tags () {
 }
 
 # Starts an FFmpeg publisher in the background; returns its pid.
-# Options: loop => 1 (loop the file forever), timeout => seconds (hard limit, default 60).
+# Options: loop => 1 (loop the file forever), timeout => seconds (hard limit, default 60),
+# file => the FLV to publish (default: media()).
 sub publish () {
     my ($url, %opt) = @_;
-    my $media = media();
+    my $media = $opt{file} // media();
     my $limit = $opt{timeout} || 60;
     my $log = tmp_dir() . '/publish-' . (++$SEQ) . '.log';
     my @cmd = ('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-re');
