@@ -1,18 +1,24 @@
-//! `rtmp bench`: many players (and optionally the publisher feeding them) on one mio event loop,
+//! `rtmp bench`: many players (and optionally the publishers feeding them) on one mio event loop,
 //! measuring connect success, time to first frame and how far players lag behind the live edge.
+//! `--streams K` spreads the players round-robin over K streams, each with its own in-process
+//! publisher; `--churn SECS` makes every player reconnect after a random lifetime around SECS.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut, Bytes, BytesMut};
 use mio::{Events, Poll, Token};
-use rtmp_proto::flv::{audio_tag_info, video_tag_info};
-use rtmp_proto::message::msg_type;
+use rtmp_proto::flv::{self, audio_tag_info, video_tag_info, FlvTag};
+use rtmp_proto::message::{csid, msg_type, RawMessage};
 use serde::Serialize;
 
 use crate::conn::{resolve, Conn, ConnError, ConnEvent, Role, Stage};
-use crate::publish::{Source, MAX_BACKLOG};
+use crate::publish::MAX_BACKLOG;
 use crate::stats::{percentile, Histogram};
 use crate::url::RtmpUrl;
 use crate::CliError;
@@ -31,32 +37,157 @@ pub struct BenchArgs<'a> {
     pub duration: f64,
     /// New players per second; 0 starts them all at once.
     pub ramp: f64,
+    /// Streams (and, with `publish_file`, publishers): names get `_0`..`_K-1` when K > 1.
+    pub streams: usize,
+    /// Mean player lifetime in seconds before it disconnects and plays again (None: never).
+    pub churn: Option<f64>,
 }
 
+/// One player slot: a connection at a time, reconnected on churn; counters add up over them.
 #[derive(Default)]
 struct Player {
+    /// Index into the streams (and publishers).
+    stream: usize,
     conn: Option<Conn>,
+    /// When the current connection attempt began (time to first frame counts from here).
     started_at: Option<Instant>,
+    /// The current connection got `NetStream.Play.Start`.
     playing: bool,
+    /// Some connection of this slot got `NetStream.Play.Start`.
+    ever_played: bool,
+    /// Time to first frame of the current connection.
     first_frame_ms: Option<u64>,
+    ever_got_frames: bool,
     frames: u64,
     video: u64,
     audio: u64,
-    /// Wire bytes, updated when the connection ends or the bench does.
+    /// Wire bytes of the connections already closed (the open one asks its `Conn`).
     bytes: u64,
     failed: bool,
     dropped: bool,
-    /// Has been within `LIVE_EDGE_MS` of the live edge: the join burst (a server's GOP cache)
-    /// is over, and lag samples count from here.
+    /// The join burst (a server's GOP cache) is over and lag samples count from here: the
+    /// player got a frame at least as new as the publisher's newest when it started playing, or
+    /// (without an in-process publisher) one within `LIVE_EDGE_MS` of the newest seen.
     live: bool,
+    ever_live: bool,
+    /// The publisher's newest timestamp when the server said `Play.Start`.
+    join_edge: Option<u32>,
+    /// Churn: when the current connection is to end (it waits for its first frame if later).
+    die_at: Option<Instant>,
+    /// Churn: the player's own xorshift state, so lifetimes are the same from run to run.
+    rng: u64,
 }
 
-/// How close to the newest timestamp a frame must be for its player to count as live.
+/// Without an in-process publisher: how close to the newest timestamp seen a frame must be for
+/// its player to count as live.
 const LIVE_EDGE_MS: u64 = 500;
+
+/// The file's tags, loaded once and shared by all publishers: rebased to start at 0, metadata
+/// already wrapped as `@setDataFrame` (as `publish::Source` sends it).
+struct Media {
+    tags: Vec<FlvTag>,
+    base_ts: u32,
+    /// How far each loop shifts timestamps: the file's span plus one average tag gap.
+    cycle_ms: u32,
+}
+
+impl Media {
+    fn load(path: &Path) -> Result<Media, CliError> {
+        let data = std::fs::read(path).map_err(|source| CliError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut tags = flv::read_all(&data).map_err(|source| CliError::Flv {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if !tags
+            .iter()
+            .any(|t| t.tag_type == msg_type::AUDIO || t.tag_type == msg_type::VIDEO)
+        {
+            return Err(CliError::Other(format!(
+                "{}: no audio or video tags",
+                path.display()
+            )));
+        }
+        for t in &mut tags {
+            if t.tag_type != msg_type::AUDIO && t.tag_type != msg_type::VIDEO {
+                t.data = set_data_frame(&t.data);
+            }
+        }
+        let base_ts = tags.iter().map(|t| t.timestamp).min().unwrap_or(0);
+        let last_ts = tags.iter().map(|t| t.timestamp).max().unwrap_or(0);
+        let span = last_ts.saturating_sub(base_ts);
+        let gap = span / u32::try_from(tags.len().saturating_sub(1).max(1)).unwrap_or(u32::MAX);
+        Ok(Media {
+            tags,
+            base_ts,
+            cycle_ms: span.saturating_add(gap.max(1)),
+        })
+    }
+}
+
+/// Metadata goes to the server as `@setDataFrame("onMetaData", …)` so it keeps it for late
+/// players; other data (cue points) goes as is.
+fn set_data_frame(data: &Bytes) -> Bytes {
+    const ON_METADATA: &[u8] = b"\x02\x00\x0aonMetaData";
+    if !data.starts_with(ON_METADATA) {
+        return data.clone();
+    }
+    let mut b = BytesMut::with_capacity(data.len() + 16);
+    b.put_slice(b"\x02\x00\x0d@setDataFrame");
+    b.put_slice(data);
+    b.freeze()
+}
+
+/// One publisher's position in the shared, endlessly looping `Media`.
+struct Feed {
+    media: Rc<Media>,
+    next: usize,
+    loops: u32,
+}
+
+impl Feed {
+    fn new(media: Rc<Media>) -> Feed {
+        Feed {
+            media,
+            next: 0,
+            loops: 0,
+        }
+    }
+
+    fn out_ts(&self, tag: &FlvTag) -> u32 {
+        tag.timestamp
+            .saturating_sub(self.media.base_ts)
+            .wrapping_add(self.loops.wrapping_mul(self.media.cycle_ms))
+    }
+
+    fn next_ts(&self) -> Option<u32> {
+        self.media.tags.get(self.next).map(|t| self.out_ts(t))
+    }
+
+    /// The next message and the chunk stream to send it on.
+    fn take(&mut self, stream_id: u32) -> Option<(u32, RawMessage)> {
+        let media = Rc::clone(&self.media);
+        let tag = media.tags.get(self.next)?;
+        let cs = match tag.tag_type {
+            msg_type::AUDIO => csid::AUDIO,
+            msg_type::VIDEO => csid::VIDEO,
+            _ => csid::DATA,
+        };
+        let msg = RawMessage::new(tag.tag_type, stream_id, self.out_ts(tag), tag.data.clone());
+        self.next += 1;
+        if self.next >= media.tags.len() {
+            self.next = 0;
+            self.loops = self.loops.wrapping_add(1);
+        }
+        Some((cs, msg))
+    }
+}
 
 struct Publisher {
     conn: Option<Conn>,
-    source: Source,
+    feed: Feed,
     started: Option<Instant>,
     newest_ts: Option<u32>,
     frames: u64,
@@ -71,48 +202,69 @@ pub struct Percentiles {
 }
 
 #[derive(Serialize, Debug)]
-pub struct PublisherReport {
-    pub url: String,
-    pub frames_sent: u64,
-    pub error: Option<String>,
-}
-
-#[derive(Serialize, Debug)]
 pub struct BenchReport {
     pub url: String,
     pub duration_s: f64,
+    /// Streams the players are spread over (names suffixed `_0`.. when more than one).
+    pub streams: usize,
     pub players_requested: usize,
+    /// Player slots started (reconnects not counted).
     pub players_attempted: usize,
-    /// Reached `NetStream.Play.Start`.
+    /// Reached `NetStream.Play.Start` (on some connection).
     pub players_connected: usize,
-    /// Failed before playing.
+    /// Failed before playing (on the first connection or a reconnect).
     pub players_failed: usize,
     /// Lost after playing.
     pub players_dropped: usize,
     /// Still connecting when the bench ended.
     pub players_pending: usize,
     pub players_with_frames: usize,
-    /// Got frames but never came within LIVE_EDGE_MS of the live edge: reported, not averaged in.
+    /// Got frames but never reached the live edge: reported, not averaged in.
     pub players_never_live: usize,
+    /// Churn: mean player lifetime asked for, in seconds.
+    pub churn_s: Option<f64>,
+    /// Churn: connections closed on purpose and opened again.
+    pub reconnects: u64,
     pub failures: BTreeMap<String, usize>,
     pub bytes_received: u64,
     pub frames_received: u64,
     pub video_frames: u64,
     pub audio_frames: u64,
+    /// Connection start to first frame, over every connection (reconnects included).
     pub time_to_first_frame_ms: Percentiles,
+    /// The same in microseconds (loopback setups often take less than a millisecond).
+    pub time_to_first_frame_us: Percentiles,
     pub lag_ms: Percentiles,
     pub lag_samples: u64,
-    /// "publisher" (newest timestamp our publisher sent) or "max_ts_seen" (by any player).
+    /// "publisher" (newest timestamp the stream's publisher sent) or "max_ts_seen" (by any
+    /// player of the stream).
     pub lag_reference: &'static str,
-    pub publisher: Option<PublisherReport>,
+    /// In-process publishers (0 without `--publish-file`).
+    pub publishers: usize,
+    /// Publishers that never started or failed later.
+    pub publishers_failed: usize,
+    pub publisher_url: Option<String>,
+    pub publisher_frames_sent: u64,
+    pub publisher_errors: BTreeMap<String, usize>,
 }
 
 struct Bench {
     poll: Poll,
+    addr: SocketAddr,
+    /// The players' URL per stream.
+    play_urls: Vec<RtmpUrl>,
     players: Vec<Player>,
-    publisher: Option<Publisher>,
-    max_ts_seen: Option<u32>,
-    ttff: Vec<u64>,
+    publishers: Vec<Publisher>,
+    /// Per stream, without publishers: the newest timestamp any of its players saw.
+    max_ts_seen: Vec<Option<u32>>,
+    churn: Option<f64>,
+    /// Churn deadlines, soonest first; stale entries (not the player's `die_at`) are skipped.
+    deadlines: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Players whose first frame arrived after their deadline: churned after this round of events.
+    churn_now: Vec<usize>,
+    reconnects: u64,
+    /// Time to first frame of every connection, in microseconds.
+    ttff_us: Vec<u64>,
     lag: Histogram,
     lag_window: Histogram,
     failures: BTreeMap<String, usize>,
@@ -125,40 +277,100 @@ fn io_err(url: &RtmpUrl, e: std::io::Error) -> CliError {
     CliError::Other(format!("event loop for {url}: {e}"))
 }
 
+/// Stream `i` of `k`: the name with `_i` appended (before any `?args`) when k > 1.
+fn stream_url(base: &RtmpUrl, i: usize, k: usize) -> RtmpUrl {
+    let mut u = base.clone();
+    if k > 1 {
+        u.name = match base.name.split_once('?') {
+            Some((name, args)) => format!("{name}_{i}?{args}"),
+            None => format!("{}_{i}", base.name),
+        };
+    }
+    u
+}
+
+/// xorshift64*; the state must not be 0.
+fn next_rand(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+/// A player's PRNG seed: splitmix64 of its index, never 0.
+fn seed(i: usize) -> u64 {
+    let mut z = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)).max(1)
+}
+
+/// A lifetime uniform in [0.5, 1.5) × `mean` seconds.
+fn lifetime(state: &mut u64, mean: f64) -> Duration {
+    let u = (next_rand(state) >> 11) as f64 / (1u64 << 53) as f64;
+    crate::secs(mean * (0.5 + u))
+}
+
 pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let url = RtmpUrl::parse(args.url)?;
     let addr = resolve(&url)?;
     let poll = Poll::new().map_err(|e| io_err(&url, e))?;
-    let pub_token = Token(args.players);
+    let k = args.streams.max(1);
+    let churn = args.churn.filter(|c| *c > 0.0 && c.is_finite());
+    let pub_base = args.players;
 
-    let publisher = match args.publish_file {
-        None => None,
-        Some(file) => {
-            let purl = RtmpUrl::parse(args.publisher_url.unwrap_or(args.url))?;
-            let source = Source::load(file, true)?;
-            let mut conn = Conn::connect(resolve(&purl)?, &purl, Role::Publish)?;
-            conn.register(poll.registry(), pub_token)
-                .map_err(|e| io_err(&url, e))?;
-            Some((
-                purl,
-                Publisher {
-                    conn: Some(conn),
-                    source,
-                    started: None,
-                    newest_ts: None,
-                    frames: 0,
-                    error: None,
-                },
-            ))
+    let mut publishers = Vec::new();
+    let mut pub_url = None;
+    if let Some(file) = args.publish_file {
+        let purl = RtmpUrl::parse(args.publisher_url.unwrap_or(args.url))?;
+        let paddr = resolve(&purl)?;
+        let media = Rc::new(Media::load(file)?);
+        for j in 0..k {
+            let mut pb = Publisher {
+                conn: None,
+                feed: Feed::new(Rc::clone(&media)),
+                started: None,
+                newest_ts: None,
+                frames: 0,
+                error: None,
+            };
+            let u = stream_url(&purl, j, k);
+            let result = Conn::connect(paddr, &u, Role::Publish).and_then(|mut c| {
+                c.register(poll.registry(), Token(pub_base + j))
+                    .map(|()| c)
+                    .map_err(|source| ConnError::Connect {
+                        addr: paddr,
+                        source,
+                    })
+            });
+            match result {
+                Ok(c) => pb.conn = Some(c),
+                Err(e) => pb.error = Some(e.to_string()),
+            }
+            publishers.push(pb);
         }
-    };
-    let pub_url = publisher.as_ref().map(|(u, _)| u.to_string());
+        pub_url = Some(purl.to_string());
+    }
     let mut b = Bench {
         poll,
-        players: (0..args.players).map(|_| Player::default()).collect(),
-        publisher: publisher.map(|(_, p)| p),
-        max_ts_seen: None,
-        ttff: Vec::with_capacity(args.players),
+        addr,
+        play_urls: (0..k).map(|j| stream_url(&url, j, k)).collect(),
+        players: (0..args.players)
+            .map(|i| Player {
+                stream: i % k,
+                rng: seed(i),
+                ..Player::default()
+            })
+            .collect(),
+        publishers,
+        max_ts_seen: vec![None; k],
+        churn,
+        deadlines: BinaryHeap::new(),
+        churn_now: Vec::new(),
+        reconnects: 0,
+        ttff_us: Vec::with_capacity(args.players),
         lag: Histogram::new(LAG_LIMIT_MS),
         lag_window: Histogram::new(LAG_LIMIT_MS),
         failures: BTreeMap::new(),
@@ -169,12 +381,13 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let mut events = Events::with_capacity(1024);
     let tty = std::io::stderr().is_terminal();
 
-    // Players start once the publisher is live, so their time to first frame is not ours to wait.
+    // Players start once the publishers are live, so their time to first frame is not ours to
+    // wait.
     let begin = Instant::now();
-    let mut ramp_start = if b.publisher.is_some() {
-        None
-    } else {
+    let mut ramp_start = if b.publishers.is_empty() {
         Some(begin)
+    } else {
+        None
     };
     let mut next_player = 0usize;
     let mut next_tick = begin + Duration::from_secs(1);
@@ -185,24 +398,20 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
         if end.is_some_and(|e| now >= e) {
             break;
         }
-        if ramp_start.is_none() {
-            match b.publisher.as_ref() {
-                Some(p) if p.started.is_some() => {
-                    ramp_start = Some(now);
-                    next_tick = now + Duration::from_secs(1);
-                    end = Some(now + crate::secs(args.duration.max(0.0)));
-                }
-                Some(p) if p.error.is_some() || now >= begin + PUBLISH_START_TIMEOUT => {
-                    let why = p
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| "timed out waiting for NetStream.Publish.Start".into());
-                    return Err(CliError::Other(format!("publisher: {why}")));
-                }
-                _ => {}
+        if ramp_start.is_none() && b.publishers_settled(now >= begin + PUBLISH_START_TIMEOUT) {
+            if !b.publishers.iter().any(|p| p.started.is_some()) {
+                let why = b
+                    .publishers
+                    .iter()
+                    .find_map(|p| p.error.clone())
+                    .unwrap_or_else(|| "timed out waiting for NetStream.Publish.Start".into());
+                return Err(CliError::Other(format!("publisher: {why}")));
             }
+            ramp_start = Some(now);
+            next_tick = now + Duration::from_secs(1);
+            end = Some(now + crate::secs(args.duration.max(0.0)));
         }
-        b.pump_publisher(now);
+        b.pump_publishers(now);
 
         // Ramp: how many players should have been started by now.
         let mut next_ramp = None;
@@ -217,7 +426,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
             };
             let mut batch = 0;
             while next_player < due && batch < CONNECT_BATCH {
-                b.start_player(next_player, addr, &url);
+                b.start_player(next_player);
                 next_player += 1;
                 batch += 1;
             }
@@ -229,13 +438,14 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
                 });
             }
         }
+        b.churn_due(now);
 
         if now >= next_tick && ramp_start.is_some() {
             let bytes = b.total_bytes();
             b.progress(
                 now.saturating_duration_since(ramp_start.unwrap_or(begin)),
                 next_player,
-                bytes - last_bytes,
+                bytes.saturating_sub(last_bytes),
                 tty,
             );
             last_bytes = bytes;
@@ -244,8 +454,9 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
             next_tick = now + Duration::from_secs(1);
         }
 
-        let pub_due = b.publisher_due();
-        let wake = [Some(next_tick), end, next_ramp, pub_due]
+        let pub_due = b.publishers_due();
+        let churn_due = b.deadlines.peek().map(|Reverse((t, _))| *t);
+        let wake = [Some(next_tick), end, next_ramp, pub_due, churn_due]
             .into_iter()
             .flatten()
             .min()
@@ -257,12 +468,15 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
             Err(e) => return Err(io_err(&url, e)),
         }
         for ev in events.iter() {
-            let t = ev.token();
-            if t == pub_token {
-                b.publisher_ready();
-            } else {
-                b.player_ready(t.0);
+            let t = ev.token().0;
+            match t.checked_sub(pub_base) {
+                Some(j) => b.publisher_ready(j),
+                None => b.player_ready(t),
             }
+        }
+        let now = Instant::now();
+        for i in std::mem::take(&mut b.churn_now) {
+            b.churn(i, now);
         }
     }
     if tty {
@@ -273,18 +487,52 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
 }
 
 impl Bench {
-    fn start_player(&mut self, i: usize, addr: std::net::SocketAddr, url: &RtmpUrl) {
+    /// Every publisher started or failed; on `timed_out` the ones still starting fail.
+    fn publishers_settled(&mut self, timed_out: bool) -> bool {
+        let mut settled = true;
+        for pb in &mut self.publishers {
+            if pb.started.is_some() || pb.error.is_some() {
+                continue;
+            }
+            if timed_out {
+                pb.error = Some("timed out waiting for NetStream.Publish.Start".into());
+                if let Some(mut c) = pb.conn.take() {
+                    let _ = c.deregister(self.poll.registry());
+                }
+            } else {
+                settled = false;
+            }
+        }
+        settled
+    }
+
+    fn start_player(&mut self, i: usize) {
         let Some(p) = self.players.get_mut(i) else {
             return;
         };
-        p.started_at = Some(Instant::now());
+        let Some(url) = self.play_urls.get(p.stream) else {
+            return;
+        };
+        let now = Instant::now();
+        p.started_at = Some(now);
+        p.playing = false;
+        p.first_frame_ms = None;
+        p.live = false;
+        p.join_edge = None;
+        p.die_at = self.churn.map(|mean| now + lifetime(&mut p.rng, mean));
+        let addr = self.addr;
         let result = Conn::connect(addr, url, Role::Play).and_then(|mut c| {
             c.register(self.poll.registry(), Token(i))
                 .map(|()| c)
                 .map_err(|source| ConnError::Connect { addr, source })
         });
         match result {
-            Ok(c) => p.conn = Some(c),
+            Ok(c) => {
+                p.conn = Some(c);
+                if let Some(t) = p.die_at {
+                    self.deadlines.push(Reverse((t, i)));
+                }
+            }
             Err(e) => {
                 let label = e.kind_label();
                 if label == "EMFILE" && !self.emfile_warned {
@@ -292,9 +540,43 @@ impl Bench {
                     eprintln!("\nplayer {i}: {e}");
                 }
                 p.failed = true;
+                p.die_at = None;
                 *self.failures.entry(label).or_insert(0) += 1;
             }
         }
+    }
+
+    /// Churns the players whose deadline has passed (those still waiting for their first frame
+    /// go when it arrives).
+    fn churn_due(&mut self, now: Instant) {
+        while let Some(&Reverse((t, i))) = self.deadlines.peek() {
+            if t > now {
+                break;
+            }
+            self.deadlines.pop();
+            if self.players.get(i).is_some_and(|p| p.die_at == Some(t)) {
+                self.churn(i, now);
+            }
+        }
+    }
+
+    /// Ends player `i`'s connection (deleteStream, close) and plays again, if its lifetime is
+    /// over and it got its first frame.
+    fn churn(&mut self, i: usize, now: Instant) {
+        let Some(p) = self.players.get_mut(i) else {
+            return;
+        };
+        let over = matches!(p.die_at, Some(d) if now >= d);
+        if !over || p.failed || p.dropped || p.first_frame_ms.is_none() {
+            return;
+        }
+        if let Some(mut c) = p.conn.take() {
+            let _ = c.delete_stream();
+            p.bytes += c.bytes_received();
+            let _ = c.deregister(self.poll.registry());
+        }
+        self.reconnects += 1;
+        self.start_player(i);
     }
 
     fn player_ready(&mut self, i: usize) {
@@ -303,10 +585,14 @@ impl Bench {
         };
         let Some(conn) = p.conn.as_mut() else { return };
         let result = conn.on_ready(&mut self.scratch);
-        let reference = self.publisher.as_ref().map(|pb| pb.newest_ts);
+        let reference = self.publishers.get(p.stream).map(|pb| pb.newest_ts);
         while let Some(ev) = conn.next_event() {
             match ev {
-                ConnEvent::Started => p.playing = true,
+                ConnEvent::Started => {
+                    p.playing = true;
+                    p.ever_played = true;
+                    p.join_edge = reference.flatten();
+                }
                 ConnEvent::Status(_) => {}
                 ConnEvent::Media(m) => {
                     // Sequence headers are not frames, and servers may stamp them with 0
@@ -322,22 +608,34 @@ impl Bench {
                     }
                     self.frames_window += 1;
                     if p.first_frame_ms.is_none() {
-                        let ms = p.started_at.map_or(0, |s| s.elapsed().as_millis() as u64);
-                        p.first_frame_ms = Some(ms);
-                        self.ttff.push(ms);
+                        let now = Instant::now();
+                        let us = p.started_at.map_or(0, |s| {
+                            u64::try_from(now.saturating_duration_since(s).as_micros())
+                                .unwrap_or(u64::MAX)
+                        });
+                        p.first_frame_ms = Some(us / 1000);
+                        p.ever_got_frames = true;
+                        self.ttff_us.push(us);
+                        if p.die_at.is_some_and(|d| now >= d) {
+                            self.churn_now.push(i);
+                        }
                     }
                     let newest = match reference {
                         Some(pub_ts) => pub_ts,
-                        None => {
-                            let max = self.max_ts_seen.map_or(m.timestamp, |t| t.max(m.timestamp));
-                            self.max_ts_seen = Some(max);
-                            Some(max)
-                        }
+                        None => self.max_ts_seen.get_mut(p.stream).map(|seen| {
+                            let max = seen.map_or(m.timestamp, |t| t.max(m.timestamp));
+                            *seen = Some(max);
+                            max
+                        }),
                     };
                     if let Some(n) = newest {
                         let lag = u64::from(n.saturating_sub(m.timestamp));
-                        p.live |= lag <= LIVE_EDGE_MS;
+                        p.live |= match p.join_edge {
+                            Some(edge) => m.timestamp >= edge,
+                            None => lag <= LIVE_EDGE_MS,
+                        };
                         if p.live {
+                            p.ever_live = true;
                             self.lag.add(lag);
                             self.lag_window.add(lag);
                         }
@@ -346,9 +644,10 @@ impl Bench {
             }
         }
         if let Err(e) = result {
-            p.bytes = conn.bytes_received();
+            p.bytes += conn.bytes_received();
             let _ = conn.deregister(self.poll.registry());
             p.conn = None;
+            p.die_at = None;
             if p.playing || conn_was_active(&e) {
                 p.dropped = true;
             } else {
@@ -358,8 +657,8 @@ impl Bench {
         }
     }
 
-    fn publisher_ready(&mut self) {
-        let Some(pb) = self.publisher.as_mut() else {
+    fn publisher_ready(&mut self, j: usize) {
+        let Some(pb) = self.publishers.get_mut(j) else {
             return;
         };
         let Some(conn) = pb.conn.as_mut() else { return };
@@ -373,63 +672,67 @@ impl Bench {
             pb.error = Some(e.to_string());
             let _ = conn.deregister(self.poll.registry());
             pb.conn = None;
-            eprintln!("\npublisher: {e}");
+            eprintln!("\npublisher {j}: {e}");
         }
     }
 
-    /// Sends every tag that is due, as long as the socket keeps up.
-    fn pump_publisher(&mut self, now: Instant) {
-        let Some(pb) = self.publisher.as_mut() else {
-            return;
-        };
-        let (Some(start), Some(conn)) = (pb.started, pb.conn.as_mut()) else {
-            return;
-        };
-        let sid = conn.stream_id();
-        let mut result = Ok(());
-        while let Some(ts) = pb.source.next_ts() {
-            if start + Duration::from_millis(u64::from(ts)) > now
-                || conn.pending_out_len() > MAX_BACKLOG
-            {
-                break;
-            }
-            let Some((cs, msg)) = pb.source.take(sid) else {
-                break;
+    /// Sends every tag that is due, as long as the sockets keep up.
+    fn pump_publishers(&mut self, now: Instant) {
+        for (j, pb) in self.publishers.iter_mut().enumerate() {
+            let (Some(start), Some(conn)) = (pb.started, pb.conn.as_mut()) else {
+                continue;
             };
-            if msg.msg_type == msg_type::AUDIO || msg.msg_type == msg_type::VIDEO {
-                pb.frames += 1;
+            let sid = conn.stream_id();
+            let mut result = Ok(());
+            while let Some(ts) = pb.feed.next_ts() {
+                if start + Duration::from_millis(u64::from(ts)) > now
+                    || conn.pending_out_len() > MAX_BACKLOG
+                {
+                    break;
+                }
+                let Some((cs, msg)) = pb.feed.take(sid) else {
+                    break;
+                };
+                if msg.msg_type == msg_type::AUDIO || msg.msg_type == msg_type::VIDEO {
+                    pb.frames += 1;
+                }
+                pb.newest_ts = Some(ts);
+                result = conn.send_media(cs, &msg);
+                if result.is_err() {
+                    break;
+                }
             }
-            pb.newest_ts = Some(ts);
-            result = conn.send_media(cs, &msg);
-            if result.is_err() {
-                break;
+            if let Err(e) = result {
+                pb.error = Some(e.to_string());
+                let _ = conn.deregister(self.poll.registry());
+                pb.conn = None;
+                eprintln!("\npublisher {j}: {e}");
             }
-        }
-        if let Err(e) = result {
-            pb.error = Some(e.to_string());
-            let _ = conn.deregister(self.poll.registry());
-            pb.conn = None;
-            eprintln!("\npublisher: {e}");
         }
     }
 
-    /// When the publisher's next tag is due (a backlogged socket wakes us by itself).
-    fn publisher_due(&mut self) -> Option<Instant> {
-        let pb = self.publisher.as_mut()?;
-        let start = pb.started?;
-        let conn = pb.conn.as_mut()?;
-        if conn.pending_out_len() > MAX_BACKLOG {
-            return None;
+    /// When the next publisher tag is due (a backlogged socket wakes us by itself).
+    fn publishers_due(&mut self) -> Option<Instant> {
+        let mut due: Option<Instant> = None;
+        for pb in &mut self.publishers {
+            let (Some(start), Some(conn)) = (pb.started, pb.conn.as_mut()) else {
+                continue;
+            };
+            if conn.pending_out_len() > MAX_BACKLOG {
+                continue;
+            }
+            if let Some(ts) = pb.feed.next_ts() {
+                let t = start + Duration::from_millis(u64::from(ts));
+                due = Some(due.map_or(t, |d| d.min(t)));
+            }
         }
-        pb.source
-            .next_ts()
-            .map(|ts| start + Duration::from_millis(u64::from(ts)))
+        due
     }
 
     fn total_bytes(&self) -> u64 {
         self.players
             .iter()
-            .map(|p| p.conn.as_ref().map_or(p.bytes, Conn::bytes_received))
+            .map(|p| p.bytes + p.conn.as_ref().map_or(0, Conn::bytes_received))
             .sum()
     }
 
@@ -447,8 +750,16 @@ impl Bench {
         let failed = self.players.iter().filter(|p| p.failed).count();
         let dropped = self.players.iter().filter(|p| p.dropped).count();
         let f = |v: Option<u64>| v.map_or_else(|| "-".into(), |x| x.to_string());
+        let mut extra = String::new();
+        if self.publishers.len() > 1 {
+            let live = self.publishers.iter().filter(|p| p.conn.is_some()).count();
+            extra += &format!(", {live}/{} publishers", self.publishers.len());
+        }
+        if self.churn.is_some() {
+            extra += &format!(", {} reconnects", self.reconnects);
+        }
         let line = format!(
-            "[{:>4}s] players {up} playing, {connecting} connecting, {failed} failed, {dropped} dropped ({attempted}/{} started) | {:.1} Mbit/s {} fr/s | lag p50 {} p99 {} ms",
+            "[{:>4}s] players {up} playing, {connecting} connecting, {failed} failed, {dropped} dropped ({attempted}/{} started{extra}) | {:.1} Mbit/s {} fr/s | lag p50 {} p99 {} ms",
             elapsed.as_secs(),
             self.players.len(),
             bytes as f64 * 8.0 / 1e6,
@@ -475,34 +786,50 @@ impl Bench {
     ) -> BenchReport {
         for p in &mut self.players {
             if let Some(c) = p.conn.as_ref() {
-                p.bytes = c.bytes_received();
+                p.bytes += c.bytes_received();
             }
         }
-        self.ttff.sort_unstable();
+        self.ttff_us.sort_unstable();
+        let ttff = |p: f64| percentile(&self.ttff_us, p);
         let ps = &self.players;
+        let mut publisher_errors = BTreeMap::new();
+        for e in self.publishers.iter().filter_map(|p| p.error.as_ref()) {
+            *publisher_errors.entry(e.clone()).or_insert(0) += 1;
+        }
         BenchReport {
             url: url.to_string(),
             duration_s,
+            streams: self.play_urls.len(),
             players_requested: args.players,
             players_attempted: attempted,
-            players_connected: ps.iter().filter(|p| p.playing).count(),
+            players_connected: ps.iter().filter(|p| p.ever_played).count(),
             players_failed: ps.iter().filter(|p| p.failed).count(),
             players_dropped: ps.iter().filter(|p| p.dropped).count(),
             players_pending: ps
                 .iter()
                 .filter(|p| p.conn.as_ref().is_some_and(|c| c.stage() != Stage::Active))
                 .count(),
-            players_with_frames: ps.iter().filter(|p| p.first_frame_ms.is_some()).count(),
-            players_never_live: ps.iter().filter(|p| p.first_frame_ms.is_some() && !p.live).count(),
+            players_with_frames: ps.iter().filter(|p| p.ever_got_frames).count(),
+            players_never_live: ps
+                .iter()
+                .filter(|p| p.ever_got_frames && !p.ever_live)
+                .count(),
+            churn_s: self.churn,
+            reconnects: self.reconnects,
             failures: self.failures.clone(),
             bytes_received: ps.iter().map(|p| p.bytes).sum(),
             frames_received: ps.iter().map(|p| p.frames).sum(),
             video_frames: ps.iter().map(|p| p.video).sum(),
             audio_frames: ps.iter().map(|p| p.audio).sum(),
             time_to_first_frame_ms: Percentiles {
-                p50: percentile(&self.ttff, 50.0),
-                p99: percentile(&self.ttff, 99.0),
-                max: self.ttff.last().copied(),
+                p50: ttff(50.0).map(|v| v / 1000),
+                p99: ttff(99.0).map(|v| v / 1000),
+                max: self.ttff_us.last().map(|v| v / 1000),
+            },
+            time_to_first_frame_us: Percentiles {
+                p50: ttff(50.0),
+                p99: ttff(99.0),
+                max: self.ttff_us.last().copied(),
             },
             lag_ms: Percentiles {
                 p50: self.lag.percentile(50.0),
@@ -510,21 +837,21 @@ impl Bench {
                 max: self.lag.max(),
             },
             lag_samples: self.lag.count(),
-            lag_reference: if self.publisher.is_some() {
-                "publisher"
-            } else {
+            lag_reference: if self.publishers.is_empty() {
                 "max_ts_seen"
+            } else {
+                "publisher"
             },
-            publisher: self.publisher.as_ref().map(|pb| PublisherReport {
-                url: pub_url.unwrap_or_default(),
-                frames_sent: pb.frames,
-                error: pb.error.clone(),
-            }),
+            publishers: self.publishers.len(),
+            publishers_failed: self.publishers.iter().filter(|p| p.error.is_some()).count(),
+            publisher_url: pub_url,
+            publisher_frames_sent: self.publishers.iter().map(|p| p.frames).sum(),
+            publisher_errors,
         }
     }
 }
 
-fn is_frame(m: &rtmp_proto::RawMessage) -> bool {
+fn is_frame(m: &RawMessage) -> bool {
     match m.msg_type {
         msg_type::VIDEO => video_tag_info(&m.payload).is_some_and(|i| !i.sequence_header),
         msg_type::AUDIO => audio_tag_info(&m.payload).is_some_and(|i| !i.sequence_header),
@@ -545,6 +872,13 @@ pub fn print_text(r: &BenchReport) {
     let f = |v: Option<u64>| v.map_or_else(|| "-".into(), |x| x.to_string());
     println!("url:              {}", r.url);
     println!("duration:         {:.1} s", r.duration_s);
+    if r.streams > 1 {
+        println!(
+            "streams:          {} (names suffixed _0.._{})",
+            r.streams,
+            r.streams - 1
+        );
+    }
     println!(
         "players:          {} requested, {} started, {} connected, {} failed, {} dropped, {} still connecting, {} got frames, {} never reached the live edge",
         r.players_requested,
@@ -556,6 +890,14 @@ pub fn print_text(r: &BenchReport) {
         r.players_with_frames,
         r.players_never_live
     );
+    if let Some(c) = r.churn_s {
+        println!(
+            "churn:            {} reconnects (lifetimes {:.2}..{:.2} s)",
+            r.reconnects,
+            c * 0.5,
+            c * 1.5
+        );
+    }
     for (label, n) in &r.failures {
         println!("  {n:>6} × {label}");
     }
@@ -571,12 +913,13 @@ pub fn print_text(r: &BenchReport) {
             0.0
         }
     );
-    let t = &r.time_to_first_frame_ms;
+    let t = &r.time_to_first_frame_us;
+    let ms = |v: Option<u64>| v.map_or_else(|| "-".into(), |x| format!("{:.1}", x as f64 / 1000.0));
     println!(
         "first frame:      p50 {} ms, p99 {} ms, max {} ms",
-        f(t.p50),
-        f(t.p99),
-        f(t.max)
+        ms(t.p50),
+        ms(t.p99),
+        ms(t.max)
     );
     let l = &r.lag_ms;
     println!(
@@ -586,15 +929,49 @@ pub fn print_text(r: &BenchReport) {
         f(l.max),
         r.lag_reference
     );
-    if let Some(p) = &r.publisher {
+    if r.publishers > 0 {
         println!(
-            "publisher:        {} frames sent to {}{}",
-            p.frames_sent,
-            p.url,
-            p.error
-                .as_ref()
-                .map(|e| format!(", error: {e}"))
-                .unwrap_or_default()
+            "publishers:       {} ({} failed), {} frames sent to {}{}",
+            r.publishers,
+            r.publishers_failed,
+            r.publisher_frames_sent,
+            r.publisher_url.as_deref().unwrap_or(""),
+            if r.publishers > 1 {
+                format!(" (_0.._{})", r.publishers - 1)
+            } else {
+                String::new()
+            }
         );
+        for (e, n) in &r.publisher_errors {
+            println!("  {n:>6} × {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names() {
+        let u = RtmpUrl::parse("rtmp://h/live/s?k=v").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stream_url(&u, 3, 1).name, "s?k=v");
+        assert_eq!(stream_url(&u, 3, 4).name, "s_3?k=v");
+        let u = RtmpUrl::parse("rtmp://h/live/s").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stream_url(&u, 0, 2).name, "s_0");
+    }
+
+    #[test]
+    fn lifetimes_are_deterministic_and_in_range() {
+        let draw = |i| {
+            let mut s = seed(i);
+            (0..1000).map(|_| lifetime(&mut s, 2.0)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+        let all = draw(1);
+        assert!(all.iter().all(|d| (1.0..3.0).contains(&d.as_secs_f64())));
+        let mean = all.iter().map(Duration::as_secs_f64).sum::<f64>() / 1000.0;
+        assert!((mean - 2.0).abs() < 0.1, "{mean}");
     }
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod conn;
+mod mux;
 mod play;
 mod probe;
 mod publish;
@@ -24,6 +25,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Announce Enhanced RTMP support for these video FourCCs in connect (e.g. hvc1,av01);
+    /// without it the server treats the client as a legacy one.
+    #[arg(long, global = true, value_delimiter = ',')]
+    fourcc: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -62,6 +67,16 @@ enum Cmd {
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
     },
+    /// Wrap a raw HEVC stream (Annex B, e.g. from `ffmpeg -c:v libx265 -f hevc`) into FLV.
+    MuxHevc {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long, default_value_t = 25.0)]
+        fps: f64,
+        /// Write the legacy FLV codec id 12 instead of Enhanced RTMP `hvc1`.
+        #[arg(long)]
+        legacy: bool,
+    },
     /// Many players (and optionally a publisher) from one event loop.
     Bench {
         /// The stream the players play.
@@ -79,6 +94,14 @@ enum Cmd {
         /// New players per second (0: all at once).
         #[arg(long, default_value_t = 500.0)]
         ramp: f64,
+        /// Spread the players round-robin over K streams (names suffixed _0.._K-1 when K > 1),
+        /// each with its own publisher when publishing.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        streams: u32,
+        /// Each player disconnects after a lifetime uniform in [0.5, 1.5] × SECS and plays the
+        /// same stream again.
+        #[arg(long, value_name = "SECS")]
+        churn: Option<f64>,
         #[arg(long)]
         json: bool,
     },
@@ -133,6 +156,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             ExitCode::FAILURE
         }
     };
+    let fourcc = &cli.fourcc;
     match cli.cmd {
         Cmd::Publish {
             url,
@@ -145,6 +169,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 file: &file,
                 looping,
                 fast,
+                fourcc,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -159,10 +184,17 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 duration,
                 out: out.as_deref(),
                 idle_timeout,
+                fourcc,
             })?;
             Ok(ok_if(got))
         }
-        Cmd::Probe { url, json, timeout } => Ok(ok_if(probe::run(&url, timeout, json)?)),
+        Cmd::MuxHevc { input, output, fps, legacy } => {
+            let form = if legacy { mux::Form::Legacy } else { mux::Form::Enhanced };
+            let frames = mux::run(&input, &output, fps, form)?;
+            eprintln!("{}: {frames} frames", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Probe { url, json, timeout } => Ok(ok_if(probe::run(&url, timeout, json, fourcc)?)),
         Cmd::Bench {
             url,
             players,
@@ -170,6 +202,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             publisher_url,
             duration,
             ramp,
+            streams,
+            churn,
             json,
         } => {
             let report = bench::run(&bench::BenchArgs {
@@ -179,6 +213,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 publisher_url: publisher_url.as_deref(),
                 duration,
                 ramp,
+                streams: usize::try_from(streams).unwrap_or(1),
+                churn,
             })?;
             if json {
                 let s = serde_json::to_string_pretty(&report)
