@@ -66,7 +66,8 @@ pub fn video_tag_info(p: &[u8]) -> Option<VideoTagInfo> {
             codec,
             // Metadata packets (type 4) are not pictures.
             keyframe: frame_type == 1 && packet_type != 4,
-            sequence_header: packet_type == 0,
+            // SequenceStart, or MPEG2TSSequenceStart (AV1 signalled the MPEG-TS way).
+            sequence_header: packet_type == 0 || packet_type == 5,
             enhanced: true,
             fourcc: Some(*fourcc),
         });
@@ -302,6 +303,15 @@ mod tests {
         let i = video_tag_info(&[0xA1, b'a', b'v', b'0', b'1', 0, 0, 0]).unwrap();
         assert_eq!((i.codec, i.keyframe, i.sequence_header), (VideoCodec::Av1, false, false));
         assert!(video_tag_info(&[0x90, b'h']).is_none());
+        // MPEG2TSSequenceStart is a sequence header; Metadata is no picture, key or not.
+        assert!(video_tag_info(&[0x95, b'a', b'v', b'0', b'1']).unwrap().sequence_header);
+        let i = video_tag_info(&[0x94, b'h', b'v', b'c', b'1']).unwrap();
+        assert!(!i.keyframe && !i.sequence_header);
+        // Multitrack, one codec for all tracks: the FourCC follows the track byte.
+        let i = video_tag_info(&[0x96, 0x01, b'h', b'v', b'c', b'1', 0]).unwrap();
+        assert_eq!((i.codec, i.fourcc), (VideoCodec::Hevc, Some(*b"hvc1")));
+        // Multitrack with a codec per track: no single FourCC.
+        assert_eq!(video_tag_info(&[0x96, 0x21, 0]).unwrap().fourcc, Some(*b"****"));
     }
 
     #[test]
