@@ -1,7 +1,8 @@
 # Live directives with the C module's semantics beyond the basics: drop_idle_publisher,
-# interleave, and write_merge (ours: players' media written together).
+# interleave, wait_video, and write_merge (ours: players' media written together).
 use lib 't/lib';
 use Test::Nginx::Rtmp;
+use JSON::PP ();
 
 # A raw publisher: handshake, connect, createStream, publish $name; then silence.
 sub raw_publisher {
@@ -86,3 +87,24 @@ server {
 }
 --- must_die: invalid value "soon" in "write_merge" directive
 --- must_die_line: 3
+
+
+
+=== TEST 5: wait_video on (GOP cache off): no audio before the first video frame
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; gop_cache off; wait_video on; }
+}
+--- run
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/w";
+my $pub = publish($url, loop => 1);
+sleep 1;
+# Joining mid-GOP: video waits for a keyframe (up to 2 s of this media), and audio with it.
+my $out = `timeout 20 @{[rtmp_cli()]} probe $url --json 2>&1`;
+my $r = eval { JSON::PP::decode_json($out) } // {};
+ok($r->{video} && $r->{audio}, 'both tracks arrived') or diag($out);
+cmp_ok($r->{audio}{first_frame_ts} // -1, '>=', ($r->{video}{first_frame_ts} // 1e9) - 50,
+    'the first audio frame is not older than the first video frame');
+cmp_ok($r->{audio}{first_frame_ms} // 0, '>=', ($r->{video}{first_frame_ms} // 1e9) - 1,
+    'and did not arrive before it');

@@ -176,6 +176,11 @@ impl Stream {
         Stream { name: name.to_string(), ..Default::default() }
     }
 
+    /// What the publisher's sequence headers and metadata say (for stat, HLS, notify).
+    pub fn codec(&self) -> &CodecInfo {
+        &self.codec
+    }
+
     pub fn is_empty(&self) -> bool {
         self.publisher.is_none() && self.players.is_empty()
     }
