@@ -89,8 +89,11 @@ static mut CORE_COMMANDS: [ngx_command_t; 18] = [
     slot!(CoreSrvConf, busy, c"busy", RS | FLAG, RTMP_SRV_CONF_OFFSET, unimplemented),
     slot!(CoreSrvConf, so_keepalive, c"so_keepalive", RS | FLAG, RTMP_SRV_CONF_OFFSET),
     slot!(CoreSrvConf, buflen, c"buflen", RS | TAKE1, RTMP_SRV_CONF_OFFSET, unimplemented),
-    slot!(CoreAppConf, play_time_fix, c"play_time_fix", RSA | FLAG, RTMP_APP_CONF_OFFSET, unimplemented),
-    slot!(CoreAppConf, publish_time_fix, c"publish_time_fix", RSA | FLAG, RTMP_APP_CONF_OFFSET, unimplemented),
+    // The C module's switches for the extended timestamp in type 3 chunks: our decoder tells
+    // whether an encoder repeats it (publish side) and our encoder always repeats it, as FFmpeg
+    // and librtmp expect (play side, the C module's default "on").
+    slot!(CoreAppConf, play_time_fix, c"play_time_fix", RSA | FLAG, RTMP_APP_CONF_OFFSET),
+    slot!(CoreAppConf, publish_time_fix, c"publish_time_fix", RSA | FLAG, RTMP_APP_CONF_OFFSET),
     ngx_command_t::empty(),
 ];
 
