@@ -67,3 +67,34 @@ my $r = eval { JSON::PP::decode_json($json) } // {};
 is($r->{players_connected}, 100, 'all players connected') or diag($json);
 is($r->{players_with_frames}, 100, 'all players got frames');
 is($r->{players_failed}, 0, 'no failures');
+
+
+
+=== TEST 4: rtmp publish without a file sends a synthetic stream of the asked bitrate
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; }
+}
+--- run
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/synth";
+my $pid = fork // die;
+if (!$pid) { open(STDERR, ">", "/dev/null"); exec("timeout", "20", $main::RTMP, "publish", $url, "--bitrate", "1000", "--fps", "25", "--gop", "50") or exit 127 }
+sleep 1;
+my $probe = `timeout 20 $main::RTMP probe --json '$url' 2>/dev/null`;
+my $p = eval { JSON::PP::decode_json($probe) } // {};
+is($p->{video}{codec}, 'AVC', 'probe: H.264') or diag($probe);
+is($p->{audio}{codec}, 'AAC', 'probe: AAC');
+is($p->{metadata}{width}, 640, 'metadata built from its SPS');
+my $out = Test::Nginx::Rtmp::tmp_dir() . "/synth.flv";
+system("timeout 20 $main::RTMP play '$url' --duration 4 --out $out >/dev/null 2>&1");
+my @tags = flv_tags($out);
+my ($vbytes, $frames) = (0, 0);
+for (grep { $_->[0] == 9 } @tags) { $vbytes += length $_->[2]; $frames++ }
+my $span = ($tags[-1][1] - $tags[0][1]) / 1000;
+cmp_ok($frames, '>=', 60, 'video frames arrive');
+my $kbps = $span > 0 ? $vbytes * 8 / 1000 / $span : 0;
+cmp_ok($kbps, '>', 700, "video bitrate near 1000 kbit/s ($kbps)");
+cmp_ok($kbps, '<', 1400, 'and not far above');
+kill 'TERM', $pid;
+waitpid $pid, 0;

@@ -8,6 +8,7 @@ mod play;
 mod probe;
 mod publish;
 mod stats;
+mod synth;
 mod url;
 
 use std::fmt;
@@ -37,9 +38,21 @@ enum Cmd {
     Publish {
         /// rtmp://host[:port]/app/name
         url: String,
+        /// The FLV file to publish; without it a synthetic stream (filler H.264 + AAC of the
+        /// given bitrate, frame rate and GOP, for load tests).
         #[arg(long)]
-        file: PathBuf,
-        /// Start over at the end of the file (timestamps keep growing).
+        file: Option<PathBuf>,
+        /// Synthetic stream: video bitrate in kbit/s (audio adds 128).
+        #[arg(long, default_value_t = 2000, conflicts_with = "file")]
+        bitrate: u64,
+        /// Synthetic stream: frames per second.
+        #[arg(long, default_value_t = 30, conflicts_with = "file")]
+        fps: u64,
+        /// Synthetic stream: frames per GOP (keyframe interval).
+        #[arg(long, default_value_t = 60, conflicts_with = "file")]
+        gop: u64,
+        /// Start over at the end of the file (timestamps keep growing); a synthetic stream
+        /// always loops.
         #[arg(long = "loop")]
         looping: bool,
         /// Send as fast as the socket takes it instead of at real time.
@@ -161,13 +174,17 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Cmd::Publish {
             url,
             file,
+            bitrate,
+            fps,
+            gop,
             looping,
             fast,
         } => {
             publish::run(&publish::PublishArgs {
                 url: &url,
-                file: &file,
-                looping,
+                file: file.as_deref(),
+                synthetic: synth::Synthetic { video_kbps: bitrate, fps, gop },
+                looping: looping || file.is_none(),
                 fast,
                 fourcc,
             })?;

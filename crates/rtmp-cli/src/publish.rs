@@ -9,6 +9,7 @@ use rtmp_proto::flv::{self, FlvTag};
 use rtmp_proto::message::{csid, msg_type, RawMessage};
 
 use crate::conn::{ConnEvent, Role, Single};
+use crate::synth::Synthetic;
 use crate::url::RtmpUrl;
 use crate::CliError;
 
@@ -47,19 +48,24 @@ impl Source {
                 path.display()
             )));
         }
+        Ok(Source::from_tags(tags, looping))
+    }
+
+    /// A source over tags made in memory (e.g. a synthetic stream); `tags` is not empty.
+    pub fn from_tags(tags: Vec<FlvTag>, looping: bool) -> Source {
         let base_ts = tags.iter().map(|t| t.timestamp).min().unwrap_or(0);
         let last_ts = tags.iter().map(|t| t.timestamp).max().unwrap_or(0);
         let span = last_ts.saturating_sub(base_ts);
         let gap = span / u32::try_from(tags.len().saturating_sub(1).max(1)).unwrap_or(u32::MAX);
         let cycle_ms = span.saturating_add(gap.max(1));
-        Ok(Source {
+        Source {
             tags,
             next: 0,
             base_ts,
             cycle_ms,
             loops: 0,
             looping,
-        })
+        }
     }
 
     /// The timestamp (ms from stream start) the next message will carry.
@@ -108,7 +114,9 @@ fn set_data_frame(data: &Bytes) -> Bytes {
 
 pub struct PublishArgs<'a> {
     pub url: &'a str,
-    pub file: &'a Path,
+    /// An FLV file, or else a synthetic stream.
+    pub file: Option<&'a Path>,
+    pub synthetic: Synthetic,
     pub looping: bool,
     pub fast: bool,
     pub fourcc: &'a [String],
@@ -116,14 +124,21 @@ pub struct PublishArgs<'a> {
 
 pub fn run(args: &PublishArgs) -> Result<(), CliError> {
     let url = RtmpUrl::parse(args.url)?;
-    let mut source = Source::load(args.file, args.looping)?;
+    let (mut source, what) = match args.file {
+        Some(f) => (Source::load(f, args.looping)?, f.display().to_string()),
+        None => {
+            let s = args.synthetic;
+            let what = format!("a synthetic stream ({} kbit/s, {} fps, GOP {})", s.video_kbps, s.fps, s.gop);
+            (Source::from_tags(s.tags(), args.looping), what)
+        }
+    };
     let mut single = Single::open(&url, Role::Publish)?;
     single.conn.announce_fourcc(args.fourcc);
     single.wait_started(START_TIMEOUT)?;
     let sid = single.conn.stream_id();
     eprintln!(
         "publishing {} to {url}{}",
-        args.file.display(),
+        what,
         if args.fast { " (fast)" } else { "" }
     );
 
