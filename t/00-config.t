@@ -267,14 +267,14 @@ server {
 server {
     listen $TEST_NGINX_RTMP_PORT;
     out_cork 8;
+    buflen 1s;
     application live {
         live on;
-        sync 10ms;
     }
 }
 --- error_log
 /out_cork.*is not implemented|is not implemented.*out_cork/
-/sync.*is not implemented|is not implemented.*sync/
+/buflen.*is not implemented|is not implemented.*buflen/
 --- run
 my $s = rtmp_connect_raw($TEST_NGINX_RTMP_PORT);
 ok($s && rtmp_handshake($s), 'still serves');
