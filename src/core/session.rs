@@ -29,6 +29,9 @@ thread_local! {
     static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
+/// The read timer's period when `ping` is off (see `arm_read_timer`).
+const IDLE_REARM_MS: u64 = 3_600_000;
+
 /// Bytes read per wake-up before yielding to other connections.
 const READ_BUDGET: usize = 1 << 20;
 const READ_SIZE: usize = 64 * 1024;
@@ -245,11 +248,9 @@ impl Session {
             return; // the accept-time timer runs until the handshake is done
         }
         let ping = self.srv().ping_ms();
-        if ping > 0 {
-            self.conn.read_timer(ping);
-        } else {
-            self.conn.clear_read_timer();
-        }
+        // With `ping 0` a timer still runs (and only re-arms itself): a worker shutting down
+        // gracefully waits for sessions with timers, and would otherwise leave their sockets open.
+        self.conn.read_timer(if ping > 0 { ping } else { IDLE_REARM_MS });
     }
 
     fn on_read_timeout(&mut self) {
@@ -258,6 +259,9 @@ impl Session {
         }
         if self.ping_sent {
             return self.close("ping timed out");
+        }
+        if self.srv().ping_ms() == 0 {
+            return self.conn.read_timer(IDLE_REARM_MS);
         }
         self.ping_sent = true;
         self.proto.ping(crate::ngx::now_ms() as u32);

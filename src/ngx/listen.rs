@@ -209,6 +209,9 @@ pub unsafe extern "C" fn on_accept<A: Accept>(c: *mut ngx_connection_t) {
         (*(*c).log).handler = Some(log_context);
         (*(*c).log).data = c.cast();
         (*(*c).log).action = ptr_action();
+        // A client's reset or broken pipe is its business: logged at info, as nginx's stream and
+        // mail modules (and nginx-rtmp-module) do, not at error.
+        (*c).set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_INFO);
     }
     match servers_of(conn) {
         Some(s) => A::accept(conn, s.find(conn)),
