@@ -8,6 +8,12 @@ use std::fmt;
 
 /// References and elements beyond this are refused, to keep a hostile message's memory bounded.
 const MAX_ITEMS: usize = 65_536;
+/// References are resolved by copying, so a few bytes can stand for a large value (and nested
+/// references for an exponentially large one): what references copy may weigh at most this many
+/// times the bytes decoded so far.
+const MAX_COPY_FACTOR: usize = 64;
+/// The weight of one value node besides its strings, about its size in memory.
+const NODE_WEIGHT: usize = 48;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Amf3Error {
@@ -48,11 +54,26 @@ struct Decoder<'a> {
     strings: Vec<String>,
     objects: Vec<Amf0Value>,
     traits: Vec<Traits>,
+    /// Weight of what references copied so far.
+    copied: usize,
+}
+
+/// Roughly the memory `v` takes: nodes and string bytes.
+fn weight(v: &Amf0Value) -> usize {
+    let props = |p: &[(String, Amf0Value)]| p.iter().map(|(k, v)| k.len() + weight(v)).sum::<usize>();
+    NODE_WEIGHT
+        + match v {
+            Amf0Value::String(s) | Amf0Value::LongString(s) | Amf0Value::XmlDocument(s) => s.len(),
+            Amf0Value::Object(p) | Amf0Value::EcmaArray(p) => props(p),
+            Amf0Value::TypedObject { class, props: p } => class.len() + props(p),
+            Amf0Value::StrictArray(items) => items.iter().map(weight).sum(),
+            _ => 0,
+        }
 }
 
 /// Decodes one AMF3 value from the front of `buf`; returns it as an AMF0 value and the bytes used.
 pub fn decode(buf: &[u8]) -> Result<(Amf0Value, usize), Amf3Error> {
-    let mut d = Decoder { buf, pos: 0, strings: Vec::new(), objects: Vec::new(), traits: Vec::new() };
+    let mut d = Decoder { buf, pos: 0, strings: Vec::new(), objects: Vec::new(), traits: Vec::new(), copied: 0 };
     let v = d.value(0)?;
     Ok((v, d.pos))
 }
@@ -92,10 +113,21 @@ impl<'a> Decoder<'a> {
         Ok(f64::from_be_bytes(a))
     }
 
+    /// Accounts for a copy made to resolve a reference.
+    fn copy(&mut self, weight: usize) -> Result<(), Amf3Error> {
+        self.copied = self.copied.saturating_add(weight);
+        if self.copied > self.pos.saturating_mul(MAX_COPY_FACTOR) {
+            return Err(Amf3Error::TooLarge);
+        }
+        Ok(())
+    }
+
     fn string(&mut self) -> Result<String, Amf3Error> {
         let h = self.u29()? as usize;
         if h & 1 == 0 {
-            return self.strings.get(h >> 1).cloned().ok_or(Amf3Error::BadReference(h >> 1));
+            let len = self.strings.get(h >> 1).map(String::len).ok_or(Amf3Error::BadReference(h >> 1))?;
+            self.copy(NODE_WEIGHT + len)?;
+            return Ok(self.strings.get(h >> 1).cloned().unwrap_or_default());
         }
         let s = String::from_utf8_lossy(self.take(h >> 1)?).into_owned();
         // The empty string is never put in the reference table.
@@ -112,7 +144,9 @@ impl<'a> Decoder<'a> {
     fn header(&mut self) -> Result<Result<usize, Amf0Value>, Amf3Error> {
         let h = self.u29()? as usize;
         if h & 1 == 0 {
-            let v = self.objects.get(h >> 1).cloned().ok_or(Amf3Error::BadReference(h >> 1))?;
+            let w = self.objects.get(h >> 1).map(weight).ok_or(Amf3Error::BadReference(h >> 1))?;
+            self.copy(w)?;
+            let v = self.objects.get(h >> 1).cloned().unwrap_or(Amf0Value::Null);
             return Ok(Err(v));
         }
         Ok(Ok(h >> 1))
@@ -211,7 +245,9 @@ impl<'a> Decoder<'a> {
     /// An object after its header bit; `h` is the header shifted right once.
     fn object(&mut self, h: usize, depth: usize) -> Result<Amf0Value, Amf3Error> {
         let traits = if h & 1 == 0 {
-            self.traits.get(h >> 1).cloned().ok_or(Amf3Error::BadReference(h >> 1))?
+            let t = self.traits.get(h >> 1).cloned().ok_or(Amf3Error::BadReference(h >> 1))?;
+            self.copy(NODE_WEIGHT + t.class.len() + t.sealed.iter().map(|k| NODE_WEIGHT + k.len()).sum::<usize>())?;
+            t
         } else {
             let externalizable = h & 2 != 0;
             let dynamic = h & 4 != 0;

@@ -50,7 +50,9 @@ impl Capabilities {
                 "fourCcList" => {
                     caps.enhanced = true;
                     if let Amf0Value::StrictArray(items) = v {
-                        for s in items.iter().filter_map(Amf0Value::as_str).take(MAX_ENTRIES) {
+                        // The key may come more than once: the bound is on the list, not per key.
+                        let room = MAX_ENTRIES.saturating_sub(caps.video.len());
+                        for s in items.iter().filter_map(Amf0Value::as_str).take(room) {
                             caps.video.push(s.to_string());
                         }
                     }

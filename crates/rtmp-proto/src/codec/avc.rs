@@ -77,7 +77,12 @@ fn skip_scaling_list(r: &mut BitReader, size: usize) -> Result<(), CodecError> {
     let (mut last, mut next) = (8i32, 8i32);
     for _ in 0..size {
         if next != 0 {
-            next = (last + r.se()? + 256).rem_euclid(256);
+            // delta_scale is -128..=127; a hostile one must not overflow the sum.
+            let delta = r.se()?;
+            if !(-128..=127).contains(&delta) {
+                return Err(CodecError::Invalid("delta_scale"));
+            }
+            next = (last + delta + 256).rem_euclid(256);
         }
         if next != 0 {
             last = next;
@@ -106,7 +111,12 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, CodecError> {
         if chroma_format == 3 {
             separate_planes = r.flag()?;
         }
-        bit_depth_luma = r.ue()? + 8;
+        // bit_depth_luma_minus8 is at most 6; a hostile value must not overflow the + 8.
+        bit_depth_luma = r.ue()?;
+        if bit_depth_luma > 6 {
+            return Err(CodecError::Invalid("bit_depth_luma_minus8"));
+        }
+        bit_depth_luma += 8;
         r.ue()?; // bit_depth_chroma_minus8
         r.skip(1)?; // qpprime_y_zero_transform_bypass_flag
         if r.flag()? {
