@@ -6,7 +6,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use rtmp_proto::caps::Capabilities;
 use rtmp_proto::command;
-use rtmp_proto::flv::{audio_tag_info, video_tag_info};
+use rtmp_proto::flv::{audio_tag_info, video_tag_info, VideoCodec};
 use rtmp_proto::message::{csid, msg_type, Control, UserControl};
 use rtmp_proto::RawMessage;
 
@@ -138,6 +138,8 @@ pub struct Stream {
     has_video: bool,
     /// FourCC of the publisher's Enhanced RTMP video / audio, None for classic FLV codec ids.
     video_fourcc: Option<[u8; 4]>,
+    /// The video codec cannot be decoded without its sequence header (AVC, HEVC, AV1…).
+    video_needs_header: bool,
     audio_fourcc: Option<[u8; 4]>,
     gop: GopCache,
     codec: CodecInfo,
@@ -196,6 +198,7 @@ impl Stream {
         self.has_video = false;
         self.video_fourcc = None;
         self.audio_fourcc = None;
+        self.video_needs_header = false;
         self.gop.clear();
         self.codec = CodecInfo::default();
         for p in &mut self.players {
@@ -248,7 +251,8 @@ impl Stream {
     /// keyframe at once, and goes on live from there.
     pub fn join(&mut self, mut p: Player, conf: &LiveAppConf) {
         let whole_gop = p.takes_video(self.video_fourcc) && p.takes_audio(self.audio_fourcc);
-        if self.publisher.is_some() && conf.gop_cache() && !self.gop.is_empty() && whole_gop {
+        let decodable = !self.video_needs_header || self.video_header.is_some();
+        if self.publisher.is_some() && conf.gop_cache() && !self.gop.is_empty() && whole_gop && decodable {
             let ah = if self.gop.has_audio() { &self.audio_header } else { &None };
             // Headers carry the timestamp of the frame they precede, as for any other joiner.
             let first = self.gop.first_timestamp();
@@ -298,12 +302,16 @@ impl Stream {
         }
         let wait_key = conf.wait_key();
         let (meta, vh, ah) = (&self.meta, &self.video_header, &self.audio_header);
+        // A decoder cannot start on AVC/HEVC/AV1 frames without their configuration record, and
+        // FFmpeg gives up probing a stream that began so: players start once the header came.
+        self.video_needs_header = needs_video_header(info.codec, info.enhanced);
+        let no_header = self.video_needs_header && vh.is_none();
         for p in &mut self.players {
             if p.paused || !p.recv_video || !p.takes_video(info.fourcc) {
                 continue;
             }
             if !p.video_started {
-                if wait_key && !info.keyframe {
+                if (wait_key && !info.keyframe) || no_header {
                     continue;
                 }
                 let audio_hdr = if p.audio_started { &None } else { ah };
@@ -407,6 +415,10 @@ impl Stream {
         }
         self.meta = Some(m);
     }
+}
+
+fn needs_video_header(codec: VideoCodec, enhanced: bool) -> bool {
+    enhanced || matches!(codec, VideoCodec::Avc | VideoCodec::Hevc | VideoCodec::Av1 | VideoCodec::Vp9)
 }
 
 /// `interleave on` sends audio on the video chunk stream, as nginx-rtmp-module does for players

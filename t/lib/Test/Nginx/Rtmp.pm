@@ -57,8 +57,8 @@ our @EXPORT = qw(
 );
 
 # Test::Base re-exports most of Test::More, but not these two.
-sub explain { return Test::More::explain(@_) }
-sub note { return Test::More::note(@_) }
+sub explain () { return Test::More::explain(@_) }
+sub note () { return Test::More::note(@_) }
 
 our $ROOT = Cwd::abs_path(File::Basename::dirname(__FILE__) . '/../../../..');
 our $NGINX = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
