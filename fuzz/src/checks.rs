@@ -1,0 +1,864 @@
+//! What every fuzz target does with one input, shared by the cargo-fuzz targets (`fuzz/`) and the
+//! corpus replay test (`crates/rtmp-proto/tests/fuzz_corpus.rs`). Each function must never panic
+//! on any input except where an assertion below finds rtmp-proto breaking one of its promises.
+//!
+//! Inputs that need a feeding schedule start with one selector byte: `pieces` turns it into the
+//! sizes the rest of the input is fed in, so real byte streams (captures) stay usable as seeds.
+
+use bytes::{Bytes, BytesMut};
+use rtmp_proto::amf0::{self, Amf0Value};
+use rtmp_proto::caps::Capabilities;
+use rtmp_proto::chunk::{encode_standalone, ChunkDecoder, ChunkEncoder, MAX_CHUNK_SIZE, MAX_MESSAGE_LEN};
+use rtmp_proto::codec::{aac, avc, hevc, mp3};
+use rtmp_proto::command::{self, Command};
+use rtmp_proto::flv::{self, FlvReader, FlvTag};
+use rtmp_proto::handshake::{ClientHandshake, HandshakeError, HandshakeState, ServerHandshake, HANDSHAKE_SIZE};
+use rtmp_proto::message::{csid, msg_type, Control};
+use rtmp_proto::session::{ClientSession, ServerSession, SessionConfig, SessionError, SessionEvent};
+use rtmp_proto::{amf3, RawMessage};
+
+/// C0 + C1 + C2 (or S0 + S1 + S2).
+const FULL_HANDSHAKE: usize = 1 + 2 * HANDSHAKE_SIZE;
+/// Output a session may write per byte it consumed (replies to tiny commands included), beyond
+/// its handshake answer. Anything above means output grows faster than input.
+const OUT_PER_IN: usize = 64;
+/// Caps lists are bounded per list (caps.rs `MAX_ENTRIES`).
+const MAX_CAPS: usize = 64;
+
+/// A cursor that reads fixed-size fields from the input, zeros once it runs out.
+pub struct Src<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Src<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Src { data }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (a, b) = self.data.split_at(n.min(self.data.len()));
+        self.data = b;
+        a
+    }
+
+    pub fn u8(&mut self) -> u8 {
+        self.bytes(1).first().copied().unwrap_or(0)
+    }
+
+    pub fn u16(&mut self) -> u16 {
+        u16::from_be_bytes([self.u8(), self.u8()])
+    }
+
+    pub fn u32(&mut self) -> u32 {
+        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+}
+
+/// Cuts `data` into the pieces a peer's bytes might arrive in: whole for selector 0, else sizes
+/// drawn from a xorshift seeded with `sel`, up to 1, 7, 200 or 5000 bytes.
+pub fn pieces(sel: u8, data: &[u8]) -> Vec<&[u8]> {
+    if sel == 0 {
+        return vec![data];
+    }
+    let max = [1usize, 7, 200, 5000][usize::from(sel & 3)];
+    let mut x = u32::from(sel).wrapping_mul(0x9E37_79B9) | 1;
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let n = (1 + x as usize % max).min(rest.len());
+        let (a, b) = rest.split_at(n);
+        out.push(a);
+        rest = b;
+    }
+    out
+}
+
+fn split_sel(data: &[u8]) -> (u8, &[u8]) {
+    match data.split_first() {
+        Some((&s, rest)) => (s, rest),
+        None => (0, &[]),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+/// The two session types behind one interface.
+pub trait Peer {
+    fn feed(&mut self, input: &mut BytesMut) -> Result<(), SessionError>;
+    fn poll_event(&mut self) -> Option<SessionEvent>;
+    fn take_output(&mut self) -> BytesMut;
+    fn bytes_received(&self) -> u64;
+    fn handshake_done(&self) -> bool;
+    /// What a server would answer to a command (our module's replies, in miniature).
+    fn answer(&mut self, _stream_id: u32, _command: &Command) {}
+}
+
+impl Peer for ServerSession {
+    fn feed(&mut self, input: &mut BytesMut) -> Result<(), SessionError> {
+        ServerSession::feed(self, input)
+    }
+    fn poll_event(&mut self) -> Option<SessionEvent> {
+        ServerSession::poll_event(self)
+    }
+    fn take_output(&mut self) -> BytesMut {
+        self.output().split()
+    }
+    fn bytes_received(&self) -> u64 {
+        ServerSession::bytes_received(self)
+    }
+    fn handshake_done(&self) -> bool {
+        ServerSession::handshake_done(self)
+    }
+    fn answer(&mut self, stream_id: u32, c: &Command) {
+        match c {
+            Command::Connect { tid, props, .. } => {
+                let caps = Capabilities::from_connect(props);
+                self.accept_connect(*tid, 0.0, caps.server_reply());
+            }
+            Command::CreateStream { tid } => self.send_command(0, command::create_stream_result(*tid, 1)),
+            Command::Publish { name, .. } => self.send_status(stream_id, "status", "NetStream.Publish.Start", name),
+            Command::Play { name, .. } => self.send_status(stream_id, "status", "NetStream.Play.Start", name),
+            Command::GetStreamLength { tid, .. } => {
+                self.send_command(stream_id, command::stream_length_result(*tid, 0.0))
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Peer for ClientSession {
+    fn feed(&mut self, input: &mut BytesMut) -> Result<(), SessionError> {
+        ClientSession::feed(self, input)
+    }
+    fn poll_event(&mut self) -> Option<SessionEvent> {
+        ClientSession::poll_event(self)
+    }
+    fn take_output(&mut self) -> BytesMut {
+        self.output().split()
+    }
+    fn bytes_received(&self) -> u64 {
+        ClientSession::bytes_received(self)
+    }
+    fn handshake_done(&self) -> bool {
+        ClientSession::handshake_done(self)
+    }
+}
+
+/// Feeds `stream` to `peer` in `pieces(sel)`, draining events and output after every feed.
+/// Checks: bytes_received counts exactly what was consumed; the handshake completes exactly when
+/// its bytes are in; events and output stay linear in the input; a failed session stays failed.
+fn drive<P: Peer>(peer: &mut P, sel: u8, stream: &[u8], answer: bool, out_allowance: usize) {
+    let mut input = BytesMut::new();
+    let mut fed = 0usize;
+    let mut out_total = peer.take_output().len();
+    let mut events = 0usize;
+    let mut handshake_events = 0usize;
+    let version_ok = !matches!(stream.first(), Some(&v) if v != 3);
+    for p in pieces(sel, stream) {
+        input.extend_from_slice(p);
+        fed += p.len();
+        let result = peer.feed(&mut input);
+        let consumed = fed - input.len();
+        // After an error the count may miss the chunks of the failing call: the session is dead.
+        if result.is_ok() {
+            assert_eq!(peer.bytes_received(), consumed as u64, "bytes_received");
+        } else {
+            assert!(peer.bytes_received() <= consumed as u64);
+        }
+        while let Some(e) = peer.poll_event() {
+            events += 1;
+            match &e {
+                SessionEvent::HandshakeDone => handshake_events += 1,
+                SessionEvent::Command { stream_id, command, .. } if answer => peer.answer(*stream_id, command),
+                SessionEvent::Media(m) => {
+                    assert!(matches!(m.msg_type, msg_type::AUDIO | msg_type::VIDEO | msg_type::AMF0_DATA));
+                }
+                _ => {}
+            }
+        }
+        out_total += peer.take_output().len();
+        assert!(events <= consumed + 1, "{events} events from {consumed} bytes");
+        assert!(
+            out_total <= out_allowance + OUT_PER_IN * consumed,
+            "{out_total} bytes of output for {consumed} bytes of input"
+        );
+        if let Err(e) = result {
+            if matches!(e, SessionError::Handshake(_)) {
+                assert!(!version_ok || matches!(e, SessionError::Handshake(HandshakeError::NotStarted)));
+            }
+            assert!(matches!(peer.feed(&mut BytesMut::from(&b"\x03"[..])), Err(SessionError::Closed)));
+            return;
+        }
+        assert_eq!(peer.handshake_done(), fed >= FULL_HANDSHAKE && version_ok, "handshake_done");
+    }
+    assert!(handshake_events <= 1);
+    assert_eq!(handshake_events == 1, peer.handshake_done());
+}
+
+/// The server handshake on its own, then a `ServerSession` on the same bytes.
+pub fn handshake_server(data: &[u8]) {
+    let (sel, bytes) = split_sel(data);
+    let version_ok = !matches!(bytes.first(), Some(&v) if v != 3);
+    let mut hs = ServerHandshake::new();
+    let mut input = BytesMut::new();
+    let mut out = BytesMut::new();
+    let mut fed = 0usize;
+    let mut failed = false;
+    for p in pieces(sel, bytes) {
+        input.extend_from_slice(p);
+        fed += p.len();
+        match hs.process(&mut input, &mut out) {
+            Ok(state) => {
+                let expect_used = if fed >= FULL_HANDSHAKE {
+                    FULL_HANDSHAKE
+                } else if fed > HANDSHAKE_SIZE {
+                    1 + HANDSHAKE_SIZE
+                } else {
+                    0
+                };
+                assert_eq!(fed - input.len(), expect_used, "handshake bytes consumed");
+                assert_eq!(state == HandshakeState::Done, fed >= FULL_HANDSHAKE);
+                assert_eq!(out.len(), if fed > HANDSHAKE_SIZE { FULL_HANDSHAKE } else { 0 });
+            }
+            Err(e) => {
+                assert_eq!(e, HandshakeError::BadVersion(bytes[0]));
+                assert!(!version_ok && out.is_empty());
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert_eq!(failed, !version_ok);
+    if !failed && fed >= FULL_HANDSHAKE {
+        assert_eq!(&input[..], &bytes[FULL_HANDSHAKE..], "bytes after C2 are left alone");
+    }
+    if out.len() == FULL_HANDSHAKE {
+        assert_eq!(out[0], 3);
+        if hs.used_digest() {
+            assert_eq!(out[5..9], [4, 5, 0, 1]);
+        } else {
+            assert_eq!(out[5..9], [0; 4]);
+            assert_eq!(&out[1 + HANDSHAKE_SIZE..], &bytes[1..1 + HANDSHAKE_SIZE], "S2 echoes C1");
+        }
+    }
+    drive(&mut ServerSession::new(SessionConfig::default()), sel, bytes, false, FULL_HANDSHAKE);
+}
+
+/// The client handshake on its own (signed or plain, from the selector's top bit) against
+/// arbitrary S0S1S2 bytes, then a `ClientSession` on the same bytes.
+pub fn handshake_client(data: &[u8]) {
+    let (sel, bytes) = split_sel(data);
+    let digest = sel & 0x80 != 0;
+    let version_ok = !matches!(bytes.first(), Some(&v) if v != 3);
+    let mut hs = ClientHandshake::new(digest);
+    let mut out = BytesMut::new();
+    let mut early = BytesMut::from(bytes);
+    assert_eq!(hs.process(&mut early, &mut out), Err(HandshakeError::NotStarted));
+    assert_eq!(early.len(), bytes.len());
+    hs.start(&mut out);
+    assert_eq!(out.len(), 1 + HANDSHAKE_SIZE);
+    assert_eq!(out[0], 3);
+    hs.start(&mut out);
+    assert_eq!(out.len(), 1 + HANDSHAKE_SIZE, "start twice writes C0C1 once");
+    let mut out = out.split_off(1 + HANDSHAKE_SIZE);
+
+    let mut input = BytesMut::new();
+    let mut fed = 0usize;
+    let mut failed = false;
+    for p in pieces(sel, bytes) {
+        input.extend_from_slice(p);
+        fed += p.len();
+        match hs.process(&mut input, &mut out) {
+            Ok(state) => {
+                let done = fed >= FULL_HANDSHAKE;
+                assert_eq!(state == HandshakeState::Done, done);
+                assert_eq!(fed - input.len(), if done { FULL_HANDSHAKE } else { 0 });
+                assert_eq!(out.len(), if done { HANDSHAKE_SIZE } else { 0 });
+            }
+            Err(e) => {
+                assert_eq!(e, HandshakeError::BadVersion(bytes[0]));
+                assert!(!version_ok);
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert_eq!(failed, !version_ok);
+    if !failed && fed >= FULL_HANDSHAKE {
+        assert_eq!(&input[..], &bytes[FULL_HANDSHAKE..]);
+        if !digest {
+            // A plain client echoes S1 and has nothing to verify.
+            assert_eq!(&out[..], &bytes[1..1 + HANDSHAKE_SIZE], "C2 echoes S1");
+            assert!(!hs.server_verified());
+        }
+    }
+    let mut session = if digest {
+        ClientSession::new(SessionConfig::default())
+    } else {
+        ClientSession::with_plain_handshake(SessionConfig::default())
+    };
+    session.start();
+    drive(&mut session, sel, bytes, false, 1 + 2 * HANDSHAKE_SIZE);
+}
+
+/// A whole server session with the module's replies to commands. With the selector's top bit set,
+/// a plain C0C1C2 is put in front of the input, which then is the chunk stream alone.
+pub fn session(data: &[u8]) {
+    let (sel, bytes) = split_sel(data);
+    let owned;
+    let stream = if sel & 0x80 != 0 {
+        let mut v = vec![0u8; FULL_HANDSHAKE + bytes.len()];
+        v[0] = 3;
+        v[FULL_HANDSHAKE..].copy_from_slice(bytes);
+        owned = v;
+        &owned[..]
+    } else {
+        bytes
+    };
+    let cfg = SessionConfig { max_message: 1 << 16, ..SessionConfig::default() };
+    drive(&mut ServerSession::new(cfg), sel & 0x7F, stream, true, FULL_HANDSHAKE);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunk stream
+
+/// Both chunk checks on the same input.
+pub fn chunk(data: &[u8]) {
+    chunk_ops(data);
+    chunk_round_trip(data);
+}
+
+/// Interprets the input as decoder operations: feed N bytes, Set Chunk Size, Abort.
+pub fn chunk_ops(data: &[u8]) {
+    let mut src = Src::new(data);
+    let max = [128usize, 4096, 65536, 1 << 20][usize::from(src.u8() & 3)];
+    let mut dec = ChunkDecoder::new(max);
+    let mut input = BytesMut::new();
+    while !src.is_empty() {
+        let op = src.u8();
+        match op {
+            0xF0..=0xF7 => {
+                let n = src.u32();
+                let ok = dec.set_chunk_size(n).is_ok();
+                assert_eq!(ok, (1..=MAX_CHUNK_SIZE).contains(&n));
+                if ok {
+                    assert_eq!(dec.chunk_size(), n);
+                }
+                continue;
+            }
+            0xF8..=0xFB => {
+                dec.abort(u32::from(src.u16()));
+                continue;
+            }
+            0xFC..=0xFF => {
+                let rest = src.bytes(usize::MAX);
+                input.extend_from_slice(rest);
+            }
+            n => input.extend_from_slice(src.bytes(usize::from(n) + 1)),
+        }
+        loop {
+            let before = input.len();
+            match dec.decode(&mut input) {
+                Ok(Some(m)) => {
+                    assert!(m.payload.len() <= max, "message over max_message");
+                    assert!(input.len() < before, "a message from no bytes");
+                }
+                Ok(None) => {
+                    assert!(input.len() <= before);
+                    break;
+                }
+                // The decoder's state is undefined after an error.
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+fn chunk_size_from(v: u32) -> u32 {
+    match v >> 30 {
+        0 => v % 300 + 1,
+        1 => v % 70_000 + 1,
+        2 => MAX_CHUNK_SIZE - v % 3,
+        _ => v % 16 + 1,
+    }
+}
+
+/// The encoding side of the round trip.
+struct Wire {
+    /// 0: compressing encoder, 1: standalone encoder, 2: `encode_standalone`.
+    mode: u8,
+    enc: ChunkEncoder,
+    chunk_size: u32,
+    bytes: BytesMut,
+    expect: Vec<RawMessage>,
+}
+
+impl Wire {
+    fn put(&mut self, cs: u32, m: RawMessage) {
+        if self.mode == 2 {
+            encode_standalone(cs, &m, self.chunk_size, &mut self.bytes);
+        } else {
+            self.enc.encode(cs, &m, &mut self.bytes);
+        }
+        self.expect.push(m);
+    }
+
+    fn set_chunk_size(&mut self, n: u32) {
+        self.put(csid::PROTOCOL, Control::SetChunkSize(n).to_message());
+        self.enc.set_chunk_size(n);
+        self.chunk_size = n;
+    }
+}
+
+/// Builds messages from the input, encodes them (compressing encoder, standalone encoder or
+/// `encode_standalone`) with chunk size changes in between, and decodes them back in pieces.
+pub fn chunk_round_trip(data: &[u8]) {
+    let mut src = Src::new(data);
+    let first = chunk_size_from(src.u32());
+    let mode = src.u8() % 3;
+    let sel = src.u8();
+    let csids = [0; 4].map(|_| 2 + u32::from(src.u16()) % 65598);
+    let enc = if mode == 1 { ChunkEncoder::standalone() } else { ChunkEncoder::new() };
+    let mut w = Wire { mode, enc, chunk_size: 128, bytes: BytesMut::new(), expect: Vec::new() };
+    w.set_chunk_size(first);
+    let mut ts = [0u32; 4];
+    while !src.is_empty() && w.expect.len() < 32 {
+        let op = src.u8();
+        if op >= 0xF0 {
+            w.set_chunk_size(chunk_size_from(src.u32()));
+            continue;
+        }
+        let i = usize::from(op & 3);
+        let mut t = src.u8();
+        if (msg_type::SET_CHUNK_SIZE..=msg_type::SET_PEER_BANDWIDTH).contains(&t) {
+            t += 16;
+        }
+        let stream_id = if op & 4 != 0 { src.u32() } else { u32::from((op >> 3) & 1) };
+        let delta = match (op >> 4) & 7 {
+            0 | 1 => 0,
+            2 | 3 => u32::from(src.u8()),
+            4 => src.u32(),
+            5 => 0xFF_FFFF - 2 + u32::from(src.u8() % 5),
+            _ => u32::from(src.u16()),
+        };
+        ts[i] = ts[i].wrapping_add(delta);
+        let len = usize::from(src.u16() & 0x07FF);
+        let seed = w.expect.len() as u8;
+        let payload: Vec<u8> = (0..len).map(|k| (k as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        let m = RawMessage::new(t, stream_id, ts[i], payload);
+        w.put(csids[i], m);
+    }
+    let Wire { mode, bytes: wire, expect, .. } = w;
+
+    let mut dec = ChunkDecoder::new(MAX_MESSAGE_LEN);
+    let mut input = BytesMut::new();
+    let mut got = Vec::new();
+    // Byte-at-a-time feeding only for small streams, to keep executions fast.
+    let sel = if wire.len() > 4096 && sel & 3 == 0 { sel | 1 } else { sel };
+    for p in pieces(sel, &wire) {
+        input.extend_from_slice(p);
+        while let Some(m) = dec.decode(&mut input).expect("our own chunks decode") {
+            if m.msg_type == msg_type::SET_CHUNK_SIZE {
+                if let Ok(Control::SetChunkSize(n)) = Control::decode(m.msg_type, &m.payload) {
+                    dec.set_chunk_size(n).expect("our own chunk size is valid");
+                }
+            }
+            got.push(m);
+        }
+    }
+    assert!(input.is_empty(), "{} bytes left over", input.len());
+    assert_eq!(got.len(), expect.len());
+    for (i, (g, e)) in got.iter().zip(&expect).enumerate() {
+        assert_eq!(g, e, "message {i} of {} (mode {mode})", expect.len());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AMF and commands
+
+/// A key or class name too long for a short string: the encoder cuts it, so it cannot round-trip.
+fn has_long_name(v: &Amf0Value) -> bool {
+    let long = |props: &[(String, Amf0Value)]| props.iter().any(|(k, v)| k.len() > 0xFFFF || has_long_name(v));
+    match v {
+        Amf0Value::Object(p) | Amf0Value::EcmaArray(p) => long(p),
+        Amf0Value::TypedObject { class, props } => class.len() > 0xFFFF || long(props),
+        Amf0Value::StrictArray(items) => items.iter().any(has_long_name),
+        _ => false,
+    }
+}
+
+fn has_reference(v: &Amf0Value) -> bool {
+    let refs = |props: &[(String, Amf0Value)]| props.iter().any(|(_, v)| has_reference(v));
+    match v {
+        Amf0Value::Reference(_) => true,
+        Amf0Value::Object(p) | Amf0Value::EcmaArray(p) | Amf0Value::TypedObject { props: p, .. } => refs(p),
+        Amf0Value::StrictArray(items) => items.iter().any(has_reference),
+        _ => false,
+    }
+}
+
+/// Levels of nesting (1 for a scalar).
+fn depth(v: &Amf0Value) -> usize {
+    let props = |p: &[(String, Amf0Value)]| p.iter().map(|(_, v)| depth(v)).max().unwrap_or(0);
+    1 + match v {
+        Amf0Value::Object(p) | Amf0Value::EcmaArray(p) | Amf0Value::TypedObject { props: p, .. } => props(p),
+        Amf0Value::StrictArray(items) => items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Decoded values re-encode to bytes that decode again, and (names short enough) to the same bytes.
+/// Values nested deeper than AMF0 allows (AMF3 references and AVM+ switches can build them) are
+/// refused when read back, so only the encoder is exercised for them.
+fn check_amf0_reencode(values: &[Amf0Value]) {
+    let mut b1 = BytesMut::new();
+    amf0::encode_all(values, &mut b1);
+    if values.iter().any(|v| depth(v) > amf0::MAX_DEPTH) {
+        return;
+    }
+    let again = amf0::decode_all(&b1).expect("re-encoded AMF0 decodes");
+    assert_eq!(again.len(), values.len());
+    if values.iter().any(has_long_name) {
+        return;
+    }
+    let mut b2 = BytesMut::new();
+    amf0::encode_all(&again, &mut b2);
+    assert!(b1 == b2, "AMF0 re-encoding is not stable");
+}
+
+pub fn amf0(data: &[u8]) {
+    if let Ok((v, used)) = amf0::decode(data) {
+        assert!(used >= 1 && used <= data.len());
+        check_amf0_reencode(&[v]);
+    }
+    if let Ok(values) = amf0::decode_all(data) {
+        check_amf0_reencode(&values);
+    }
+}
+
+/// About the memory a value takes (amf3.rs weighs references the same way).
+fn weight(v: &Amf0Value) -> usize {
+    let props = |p: &[(String, Amf0Value)]| p.iter().map(|(k, v)| k.len() + weight(v)).sum::<usize>();
+    48 + match v {
+        Amf0Value::String(s) | Amf0Value::LongString(s) | Amf0Value::XmlDocument(s) => s.len(),
+        Amf0Value::Object(p) | Amf0Value::EcmaArray(p) => props(p),
+        Amf0Value::TypedObject { class, props: p } => class.len() + props(p),
+        Amf0Value::StrictArray(items) => items.iter().map(weight).sum(),
+        _ => 0,
+    }
+}
+
+pub fn amf3(data: &[u8]) {
+    let direct = amf3::decode(data);
+    if let Ok((v, used)) = &direct {
+        assert!(*used >= 1 && *used <= data.len());
+        // References copy values: what decodes must stay linear in the input, not a bomb.
+        assert!(weight(v) <= 128 * used, "{used} bytes of AMF3 decode to a value of weight {}", weight(v));
+        check_amf0_reencode(std::slice::from_ref(v));
+    }
+    // The same bytes behind an AVM+ marker, as type 17 commands carry them.
+    let mut avm = Vec::with_capacity(data.len() + 1);
+    avm.push(0x11);
+    avm.extend_from_slice(data);
+    match (amf0::decode(&avm), &direct) {
+        (Ok((v, used)), Ok((w, n))) => {
+            assert_eq!(used, n + 1);
+            assert_eq!(format!("{v:?}"), format!("{w:?}"));
+        }
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("AVM+ and direct AMF3 disagree: {:?} vs {:?}", a.is_ok(), b.is_ok()),
+    }
+}
+
+/// The command rebuilt from its fields: name, transaction id, values.
+fn rebuild(c: &Command) -> (String, f64, Vec<Amf0Value>) {
+    use Amf0Value::{Boolean, Null, Number};
+    let s = |x: &str| Amf0Value::string(x);
+    let (tid, values) = match c {
+        Command::Connect { tid, props, args } => {
+            (*tid, std::iter::once(Amf0Value::Object(props.clone())).chain(args.iter().cloned()).collect())
+        }
+        Command::CreateStream { tid } | Command::CloseStream { tid } => (*tid, vec![Null]),
+        Command::ReleaseStream { tid, name }
+        | Command::FcPublish { tid, name }
+        | Command::FcUnpublish { tid, name }
+        | Command::GetStreamLength { tid, name } => (*tid, vec![Null, s(name)]),
+        Command::Publish { tid, name, kind } => (*tid, vec![Null, s(name), s(kind)]),
+        Command::Play { tid, name, start, duration, reset } => {
+            (*tid, vec![Null, s(name), Number(*start), Number(*duration), Boolean(*reset)])
+        }
+        Command::Play2 { tid, params } => (*tid, vec![Null, Amf0Value::Object(params.clone())]),
+        Command::Pause { tid, pause, position_ms } => (*tid, vec![Null, Boolean(*pause), Number(*position_ms)]),
+        Command::Seek { tid, position_ms } => (*tid, vec![Null, Number(*position_ms)]),
+        Command::DeleteStream { tid, stream_id } => (*tid, vec![Null, Number(*stream_id)]),
+        Command::ReceiveAudio { flag } | Command::ReceiveVideo { flag } => (0.0, vec![Null, Boolean(*flag)]),
+        Command::Result { tid, args } | Command::Error { tid, args } | Command::Other { tid, args, .. } => {
+            (*tid, args.clone())
+        }
+        Command::OnStatus { info } => (0.0, vec![Null, Amf0Value::Object(info.clone())]),
+    };
+    (c.name().to_string(), tid, values)
+}
+
+fn check_command_reencode(c: &Command) {
+    let (name, tid, values) = rebuild(c);
+    // A reference may point at a value the decoder dropped (say, a non-number transaction id);
+    // long names and deep nesting do not survive re-encoding (see check_amf0_reencode).
+    if values.iter().any(|v| has_reference(v) || has_long_name(v) || depth(v) > amf0::MAX_DEPTH) {
+        return;
+    }
+    let bytes = command::encode_command(&name, tid, &values);
+    let again = command::decode_command(msg_type::AMF0_COMMAND, &bytes).expect("re-encoded command decodes");
+    assert_eq!(format!("{again:?}"), format!("{c:?}"), "command does not round-trip");
+}
+
+pub fn command(data: &[u8]) {
+    for t in [msg_type::AMF0_COMMAND, msg_type::AMF3_COMMAND] {
+        if let Ok(c) = command::decode_command(t, data) {
+            check_command_reencode(&c);
+            if let Command::Publish { name, .. } | Command::Play { name, .. } = &c {
+                let (n, a) = command::split_name_args(name);
+                assert_eq!(n.len() + a.len() + usize::from(name.contains('?')), name.len());
+            }
+            if let Command::Connect { props, .. } = &c {
+                check_caps(props);
+            }
+        }
+    }
+    if let Ok(values) = command::decode_data(data) {
+        check_amf0_reencode(&values);
+    }
+    let payload = Bytes::copy_from_slice(data);
+    if let Some(rest) = command::strip_set_data_frame(&payload) {
+        assert_eq!(rest.len() + 16, data.len());
+        let _ = command::decode_data(&rest);
+    }
+}
+
+fn check_caps(props: &[(String, Amf0Value)]) {
+    let caps = Capabilities::from_connect(props);
+    assert!(caps.video.len() <= MAX_CAPS && caps.audio.len() <= MAX_CAPS, "caps lists over their bound");
+    let reply = caps.server_reply();
+    assert_eq!(reply.is_empty(), !caps.enhanced);
+    let _ = (caps.receives_video(*b"hvc1"), caps.receives_audio(*b"Opus"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// FLV and codecs
+
+fn check_video_tag(d: &[u8]) {
+    let Some(info) = flv::video_tag_info(d) else {
+        assert!(d.is_empty() || d[0] & 0x80 != 0, "legacy video header always parses");
+        return;
+    };
+    assert_eq!(info.enhanced, info.fourcc.is_some());
+    if !info.sequence_header {
+        return;
+    }
+    let body = d.get(5..).unwrap_or_default();
+    match (info.codec, info.enhanced) {
+        (flv::VideoCodec::Avc, false) => avc_config(body),
+        (flv::VideoCodec::Hevc, _) => hevc_config(body),
+        _ => {}
+    }
+}
+
+fn check_audio_tag(d: &[u8]) {
+    let Some(info) = flv::audio_tag_info(d) else {
+        assert!(d.is_empty() || d[0] >> 4 == 9);
+        return;
+    };
+    match info.codec {
+        flv::AudioCodec::Aac if info.sequence_header && info.fourcc.is_none() => aac_config(&d[2..]),
+        flv::AudioCodec::Mp3 if info.fourcc.is_none() => mp3_frames(&d[1..]),
+        _ => {}
+    }
+}
+
+fn check_tag(t: &FlvTag) {
+    assert!(matches!(t.tag_type, msg_type::AUDIO | msg_type::VIDEO | msg_type::AMF0_DATA));
+    match t.tag_type {
+        msg_type::VIDEO => check_video_tag(&t.data),
+        msg_type::AUDIO => check_audio_tag(&t.data),
+        _ => {
+            let _ = command::decode_data(&t.data);
+        }
+    }
+}
+
+/// The incremental reader fed in pieces agrees with `read_all`, and what it read re-muxes to the
+/// same tags.
+pub fn flv(data: &[u8]) {
+    let (sel, bytes) = split_sel(data);
+    let mut r = FlvReader::new();
+    let mut tags = Vec::new();
+    let mut err = None;
+    let mut fed = 0usize;
+    'feed: for p in pieces(sel, bytes) {
+        r.extend(p);
+        fed += p.len();
+        loop {
+            match r.next_tag() {
+                Ok(Some(t)) => {
+                    check_tag(&t);
+                    tags.push(t);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    err = Some(e);
+                    break 'feed;
+                }
+            }
+        }
+        assert!(r.pending() <= fed);
+    }
+    let expect = match err {
+        Some(e) => Err(e),
+        None if r.pending() > 0 => Err(flv::FlvError::Truncated),
+        None => Ok(tags.clone()),
+    };
+    assert_eq!(flv::read_all(bytes), expect);
+
+    let mut out = BytesMut::new();
+    flv::write_header(&mut out, true, true);
+    for t in &tags {
+        flv::write_tag(&mut out, t.tag_type, t.timestamp, &t.data);
+    }
+    assert_eq!(flv::read_all(&out), Ok(tags), "FLV re-mux");
+}
+
+fn check_picture(w: u32, h: u32) {
+    assert!((1..=65536).contains(&w) && (1..=65536).contains(&h), "picture {w}x{h}");
+}
+
+fn avc_config(b: &[u8]) {
+    if let Ok(c) = avc::parse_config(b) {
+        assert!(matches!(c.nal_length_size, 1 | 2 | 4));
+        assert_eq!(avc::parse_sps(&c.sps[0]).as_ref(), Ok(&c.info));
+        check_picture(c.info.width, c.info.height);
+        let _ = c.codec_string();
+    }
+}
+
+fn avc_sps(b: &[u8]) {
+    if let Ok(i) = avc::parse_sps(b) {
+        check_picture(i.width, i.height);
+    }
+    for nal in hevc::split_annexb(b) {
+        if nal[0] & 0x1f == 7 {
+            if let Ok(i) = avc::parse_sps(nal) {
+                check_picture(i.width, i.height);
+            }
+        }
+    }
+}
+
+fn hevc_config(b: &[u8]) {
+    if let Ok(c) = hevc::parse_config(b) {
+        assert!(matches!(c.nal_length_size, 1 | 2 | 4));
+        assert_eq!(hevc::parse_sps(&c.sps[0]).as_ref(), Ok(&c.info));
+        check_picture(c.info.width, c.info.height);
+        let _ = c.codec_string();
+    }
+}
+
+/// Annex B in, parameter sets out, a configuration record built from them and parsed back.
+fn hevc_annexb(b: &[u8]) {
+    if let Ok(i) = hevc::parse_sps(b) {
+        check_picture(i.width, i.height);
+    }
+    let nals = hevc::split_annexb(b);
+    for nal in &nals {
+        assert!(!nal.is_empty() && nal.last() != Some(&0));
+    }
+    let of = |t: u8| -> Vec<&[u8]> { nals.iter().copied().filter(|n| hevc::nal_type(n) == Some(t)).collect() };
+    let (vps, sps, pps) = (of(32), of(33), of(34));
+    if let Ok(record) = hevc::build_config(&vps, &sps, &pps) {
+        let c = hevc::parse_config(&record).expect("a record we built parses");
+        assert_eq!(c.vps, vps);
+        assert_eq!(c.sps, sps);
+        assert_eq!(c.pps, pps);
+        assert_eq!(hevc::parse_sps(sps[0]).as_ref(), Ok(&c.info));
+        assert_eq!(c.nal_length_size, 4);
+    }
+}
+
+fn aac_config(b: &[u8]) {
+    if let Ok(c) = aac::parse_config(b) {
+        let _ = c.codec_string();
+        for len in [0, 1, b.len(), 0x1FFF - 7, 0x1FFF - 6] {
+            if let Ok(h) = aac::adts_header(&c, len) {
+                assert_eq!((h[0], h[1] & 0xF6), (0xFF, 0xF0), "ADTS sync");
+                let field = (usize::from(h[3] & 3) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+                assert_eq!(field, len + 7, "ADTS frame length");
+            }
+        }
+    }
+}
+
+fn mp3_frames(b: &[u8]) {
+    if let Ok(h) = mp3::parse_header(b) {
+        assert!(h.frame_len.unwrap_or(4) >= 4, "frame shorter than its header");
+        let _ = h.codec_string();
+    }
+    if let Some((at, h)) = mp3::find_frame(b) {
+        assert!(at < b.len());
+        assert_eq!(mp3::parse_header(&b[at..]), Ok(h));
+    }
+}
+
+fn caps_from_amf(b: &[u8]) {
+    fn walk(v: &Amf0Value, depth: usize) {
+        if let Some(props) = v.properties() {
+            check_caps(props);
+            if depth < 4 {
+                props.iter().for_each(|(_, v)| walk(v, depth + 1));
+            }
+        }
+    }
+    if let Ok(values) = amf0::decode_all(b) {
+        values.iter().for_each(|v| walk(v, 0));
+    }
+}
+
+/// One parser per input, chosen by the first byte.
+pub fn codec(data: &[u8]) {
+    let (sel, b) = split_sel(data);
+    match sel % 8 {
+        0 => avc_config(b),
+        1 => avc_sps(b),
+        2 => hevc_config(b),
+        3 => hevc_annexb(b),
+        4 => aac_config(b),
+        5 => mp3_frames(b),
+        6 => caps_from_amf(b),
+        _ => {
+            check_video_tag(b);
+            check_audio_tag(b);
+        }
+    }
+}
+
+/// One target's body.
+pub type Check = fn(&[u8]);
+
+/// Every target by name, for the replay test.
+pub const TARGETS: [(&str, Check); 9] = [
+    ("handshake_server", handshake_server),
+    ("handshake_client", handshake_client),
+    ("chunk", chunk),
+    ("amf0", amf0),
+    ("amf3", amf3),
+    ("command", command),
+    ("flv", flv),
+    ("codec", codec),
+    ("session", session),
+];
