@@ -165,10 +165,17 @@ sub hevc_flv () {
 # Extra client options (e.g. --fourcc hvc1) go in args => [...].
 sub rtmp_publish () {
     my ($url, $file, %opt) = @_;
-    my $limit = $opt{timeout} || 60;
-    my $log = tmp_dir() . '/publish-' . (++$SEQ) . '.log';
     my @cmd = (rtmp_cli(), @{ $opt{args} || [] }, 'publish', $url, '--file', $file);
     push @cmd, '--loop' if $opt{loop};
+    return spawn_publisher("rtmp publisher $url", $opt{timeout}, @cmd);
+}
+
+# Runs a publisher command in the background under `timeout` (default 60 s), its stderr kept for
+# publisher_log(); returns its pid.
+sub spawn_publisher () {
+    my ($what, $limit, @cmd) = @_;
+    $limit ||= 60;
+    my $log = tmp_dir() . '/publish-' . (++$SEQ) . '.log';
     my $pid = fork() // die "fork: $!";
     if (!$pid) {
         POSIX::setpgid(0, 0);
@@ -178,7 +185,7 @@ sub rtmp_publish () {
         { exec 'timeout', '-k', '3', $limit, @cmd }
         POSIX::_exit(127);
     }
-    $BG{$pid} = "rtmp publisher $url";
+    $BG{$pid} = $what;
     $PUBLISHER_LOG{$pid} = $log;
     return $pid;
 }
@@ -206,23 +213,10 @@ sub flv_tags () {
 sub publish () {
     my ($url, %opt) = @_;
     my $media = $opt{file} // media();
-    my $limit = $opt{timeout} || 60;
-    my $log = tmp_dir() . '/publish-' . (++$SEQ) . '.log';
     my @cmd = ('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-re');
     push @cmd, '-stream_loop', '-1' if $opt{loop};
     push @cmd, '-i', $media, '-c', 'copy', '-f', 'flv', $url;
-    my $pid = fork() // die "fork: $!";
-    if (!$pid) {
-        POSIX::setpgid(0, 0);
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', $log;
-        { exec 'timeout', '-k', '3', $limit, @cmd }
-        POSIX::_exit(127);
-    }
-    $BG{$pid} = "publisher $url";
-    $PUBLISHER_LOG{$pid} = $log;
-    return $pid;
+    return spawn_publisher("publisher $url", $opt{timeout}, @cmd);
 }
 
 # Waits for a background child to exit; returns its exit code, or undef if still running after
