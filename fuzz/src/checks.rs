@@ -14,6 +14,8 @@ use rtmp_proto::command::{self, Command};
 use rtmp_proto::flv::{self, FlvReader, FlvTag};
 use rtmp_proto::handshake::{ClientHandshake, HandshakeError, HandshakeState, ServerHandshake, HANDSHAKE_SIZE};
 use rtmp_proto::message::{csid, msg_type, Control};
+use rtmp_proto::mpegts::demux::Demuxer;
+use rtmp_proto::mpegts::{SegEvent, Segmenter, SegmenterConf, SYNC_BYTE, TS_PACKET_SIZE};
 use rtmp_proto::session::{ClientSession, ServerSession, SessionConfig, SessionError, SessionEvent};
 use rtmp_proto::{amf3, RawMessage};
 
@@ -847,11 +849,141 @@ pub fn codec(data: &[u8]) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// HLS segmenter
+
+/// A record kind that is no message: the publisher leaves (`Segmenter::finish`), then maybe comes
+/// back.
+const SEGMENTER_FINISH: u8 = 0x3F;
+/// TS bytes a message may produce per byte of its body (Annex B start codes for 1-byte NAL
+/// lengths, AUDs, PES and packet headers), plus a fixed allowance per message.
+const TS_PER_BYTE: usize = 3;
+const TS_PER_MESSAGE: usize = 2048;
+
+/// The segmenter's input format: a configuration byte, then records. A record is a kind byte (bit
+/// 7: video, else audio; bit 6: a 32-bit absolute timestamp follows, else a signed 16-bit step
+/// from the last one; `SEGMENTER_FINISH`: no message, the publisher leaves), the timestamp, a
+/// 16-bit body length and the body. Builds such an input from messages (video?, timestamp, body).
+pub fn segmenter_input(sel: u8, messages: &[(bool, u32, &[u8])], finish: bool) -> Vec<u8> {
+    let mut v = vec![sel];
+    let mut last = None;
+    for (video, ts, body) in messages {
+        let kind = if *video { 0x80 } else { 0x00 };
+        // The first timestamp is absolute, so that inputs can be concatenated (after their
+        // configuration byte) and start where they say.
+        match last.and_then(|last: u32| i16::try_from(ts.wrapping_sub(last) as i32).ok()) {
+            Some(step) => {
+                v.push(kind);
+                v.extend_from_slice(&step.to_be_bytes());
+            }
+            None => {
+                v.push(kind | 0x40);
+                v.extend_from_slice(&ts.to_be_bytes());
+            }
+        }
+        let body = &body[..body.len().min(0xFFFF)];
+        v.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        v.extend_from_slice(body);
+        last = Some(*ts);
+    }
+    if finish {
+        v.push(SEGMENTER_FINISH);
+    }
+    v
+}
+
+/// RTMP audio and video messages through the HLS segmenter: segments open and close in turn, their
+/// data is whole TS packets that our strict demuxer reads back (tables, CRCs, continuity counters
+/// across segments, PES framing), durations stay within the cut rules and output stays linear.
+pub fn segmenter(data: &[u8]) {
+    let mut src = Src::new(data);
+    let sel = src.u8();
+    let fragment_ms = [300u64, 1000, 2000, 5000][usize::from(sel & 3)];
+    let conf = SegmenterConf {
+        fragment_ms,
+        max_fragment_ms: fragment_ms * [1, 2, 4, 10][usize::from((sel >> 2) & 3)],
+        aligned: sel & 0x10 != 0,
+        sync_ms: if sel & 0x20 != 0 { 0 } else { 2 },
+        muxdelay_ms: if sel & 0x40 != 0 { 0 } else { 700 },
+        max_audio_delay_ms: 300,
+        audio_buffer_size: if sel & 0x80 != 0 { 200 } else { 1 << 20 },
+    };
+    // A cut comes at the latest max_fragment_ms (plus a second when audio forces it) after the
+    // start, by a frame at most a jump ahead; the end of a last frame is estimated at most 1 s out.
+    let max_duration = conf.max_fragment_ms + conf.jump_ms() + 3000;
+    let mut s = Segmenter::new(conf);
+    let mut demux = Demuxer::new();
+    let (mut ts, mut open, mut notices) = (0u32, false, 0);
+    let (mut out_bytes, mut allowance, mut largest_video) = (0usize, 0usize, 0usize);
+    let mut check = |events: &[SegEvent], open: &mut bool, notices: &mut usize, allowance: usize| {
+        let mut data_in_segment = 0;
+        for e in events {
+            match e {
+                SegEvent::Open { .. } => {
+                    assert!(!*open, "Open while a segment is open");
+                    *open = true;
+                    data_in_segment = 0;
+                }
+                SegEvent::Data(d) => {
+                    assert!(*open, "Data outside a segment");
+                    data_in_segment += 1;
+                    assert_eq!(data_in_segment, 1, "one Data per message and segment");
+                    assert!(!d.is_empty() && d.len() % TS_PACKET_SIZE == 0, "Data of {} bytes", d.len());
+                    assert!(d.chunks(TS_PACKET_SIZE).all(|p| p[0] == SYNC_BYTE), "TS packet without sync byte");
+                    out_bytes += d.len();
+                    if let Err(e) = demux.push(d) {
+                        panic!("the segmenter's TS does not demux: {e}");
+                    }
+                }
+                SegEvent::Close { duration_ms } => {
+                    assert!(*open, "Close without a segment");
+                    *open = false;
+                    assert!(*duration_ms <= max_duration, "segment of {duration_ms} ms");
+                    if let Err(e) = demux.finish() {
+                        panic!("a segment ends inside a PES: {e}");
+                    }
+                }
+                SegEvent::Unsupported(_) => *notices += 1,
+            }
+        }
+        assert!(*notices <= 5, "a notice said twice");
+        assert!(out_bytes <= allowance, "{out_bytes} TS bytes from a {}-byte input", data.len());
+    };
+    while !src.is_empty() {
+        let kind = src.u8();
+        let mut events = Vec::new();
+        if kind == SEGMENTER_FINISH {
+            s.finish(&mut events);
+        } else {
+            ts = if kind & 0x40 != 0 { src.u32() } else { ts.wrapping_add(i32::from(src.u16() as i16) as u32) };
+            let len = usize::from(src.u16());
+            let body = src.bytes(len);
+            // Parameter sets go before every keyframe: a keyframe may cost a sequence header.
+            allowance += TS_PER_BYTE * body.len() + TS_PER_MESSAGE;
+            if kind & 0x80 != 0 {
+                largest_video = largest_video.max(body.len());
+                allowance += largest_video;
+                s.push_video(ts, body, &mut events);
+            } else {
+                s.push_audio(ts, body, &mut events);
+            }
+        }
+        allowance += TS_PER_MESSAGE;
+        check(&events, &mut open, &mut notices, allowance);
+        assert_eq!(s.is_open(), open);
+        let _ = s.media_info();
+    }
+    let mut events = Vec::new();
+    s.finish(&mut events);
+    check(&events, &mut open, &mut notices, allowance + TS_PER_MESSAGE);
+    assert!(!open && !s.is_open(), "finish leaves a segment open");
+}
+
 /// One target's body.
 pub type Check = fn(&[u8]);
 
 /// Every target by name, for the replay test.
-pub const TARGETS: [(&str, Check); 9] = [
+pub const TARGETS: [(&str, Check); 10] = [
     ("handshake_server", handshake_server),
     ("handshake_client", handshake_client),
     ("chunk", chunk),
@@ -861,4 +993,5 @@ pub const TARGETS: [(&str, Check); 9] = [
     ("flv", flv),
     ("codec", codec),
     ("session", session),
+    ("segmenter", segmenter),
 ];

@@ -10,7 +10,9 @@ pub mod codec;
 pub mod command;
 pub mod flv;
 pub mod handshake;
+pub mod hls;
 pub mod message;
+pub mod mpegts;
 pub mod session;
 
 pub use message::RawMessage;

@@ -52,7 +52,7 @@ macro_rules! replay_tests {
     };
 }
 
-replay_tests!(handshake_server, handshake_client, chunk, amf0, amf3, command, flv, codec, session);
+replay_tests!(handshake_server, handshake_client, chunk, amf0, amf3, command, flv, codec, session, segmenter);
 
 /// Sanity for the shared helpers the targets use to cut their input.
 #[test]
@@ -255,6 +255,43 @@ mod seeds {
     }
 }
 
+/// Segmenter seeds: the head of each test file as audio/video messages, one near the 2^32 wrap,
+/// one with a publisher restart (timestamps back to 0) and a finish in between.
+fn segmenter_seeds(out: &seeds::Out, media: &Path) {
+    let messages = |tags: &[rtmp_proto::flv::FlvTag], offset: u32| -> Vec<(bool, u32, Vec<u8>)> {
+        let media = tags.iter().filter(|t| t.tag_type == 8 || t.tag_type == 9);
+        media.map(|t| (t.tag_type == 9, t.timestamp.wrapping_add(offset), t.data.to_vec())).collect()
+    };
+    let input = |sel: u8, m: &[(bool, u32, Vec<u8>)], finish: bool| {
+        let m: Vec<(bool, u32, &[u8])> = m.iter().map(|(v, t, b)| (*v, *t, &b[..])).collect();
+        checks::segmenter_input(sel, &m, finish)
+    };
+    // 300 ms fragments, forced at 300 ms: several cuts in the first second.
+    let avc = seeds::flv_tags(&media.join("test.flv"), 70);
+    out.write("segmenter", "avc-aac", None, &input(0x00, &messages(&avc, 0), true));
+    // HEVC over Enhanced RTMP across the 32-bit wrap, 1 s aligned fragments.
+    let hevc = seeds::flv_tags(&media.join("test-hevc-enhanced.flv"), 40);
+    out.write("segmenter", "hevc-wrap", None, &input(0x11, &messages(&hevc, u32::MAX - 700), false));
+    // MP3 with a small audio buffer; the publisher leaves and comes back from 0.
+    let mp3 = seeds::flv_tags(&media.join("test-mp3.flv"), 40);
+    let mut m = messages(&mp3, 5000);
+    m.truncate(25);
+    let first = input(0x80, &m, true);
+    let again = input(0x80, &messages(&mp3, 0), false);
+    out.write("segmenter", "mp3-restart", None, &[&first[..], &again[1..]].concat());
+}
+
+#[test]
+#[ignore = "writes tests/fuzz/segmenter/seed-*: cargo test -p rtmp-proto --test fuzz_corpus -- --ignored segmenter"]
+fn write_segmenter_seed_corpus() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = seeds::Out::new(corpus_dir(""));
+    segmenter_seeds(&out, &crate_dir.join("../../target/media"));
+    for f in files(&corpus_dir("segmenter")) {
+        checks::segmenter(&std::fs::read(f).unwrap());
+    }
+}
+
 /// The in-memory sessions, the test media and the codec fixtures as seeds; `FUZZ_CAPTURES` adds
 /// recorded client streams. Overwrites `seed-*` files only (regression inputs stay).
 #[test]
@@ -444,5 +481,6 @@ fn write_seed_corpus() {
             0xFF,
         ],
     );
+    segmenter_seeds(&out, &media);
     seeds::check_all(&out);
 }
