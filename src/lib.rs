@@ -3,6 +3,7 @@
 //! listeners and sessions; one folder per feature module.
 
 pub mod core;
+pub mod hls;
 pub mod live;
 pub mod ngx;
 
@@ -15,18 +16,21 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 4] = [
+pub static mut ngx_modules: [*const ngx_module_t; 5] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
+    // Before live: its publish check must run before live accepts the stream.
+    addr_of!(hls::ngx_rtmp_rs_hls_module),
     addr_of!(live::ngx_rtmp_rs_live_module),
     null(),
 ];
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 4] = [
+pub static mut ngx_module_names: [*const c_char; 5] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
+    c"ngx_rtmp_rs_hls_module".as_ptr(),
     c"ngx_rtmp_rs_live_module".as_ptr(),
     null(),
 ];

@@ -56,6 +56,9 @@ pub struct Hooks {
     /// After a successful `connect` to an application, before it is answered.
     pub connect: Vec<ConnectHook>,
     pub publish: Vec<PublishHook>,
+    /// After a module accepted a publish (NetStream.Publish.Start sent): recorders such as HLS
+    /// start here, so a refused publisher never touches their output.
+    pub published: Vec<PublishHook>,
     pub play: Vec<PlayHook>,
     /// Audio, video and data messages of a publishing stream.
     pub media: Vec<MediaHook>,

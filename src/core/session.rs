@@ -372,7 +372,14 @@ impl Session {
                     self.send_status(stream_id, "error", "NetStream.Publish.BadName", "Invalid stream name");
                     return self.close("publish: bad stream id or name");
                 }
-                self.run_chain(&hooks.publish, &req, "publish");
+                if self.run_chain(&hooks.publish, &req, "publish") && self.closing.is_none() {
+                    for h in &hooks.published {
+                        let s = h(self, &req);
+                        if !self.step(s) {
+                            break;
+                        }
+                    }
+                }
             }
             Command::Play { tid, name, start, duration, reset } => {
                 let (n, a) = command::split_name_args(&name);
@@ -448,7 +455,8 @@ impl Session {
         }
     }
 
-    fn run_chain<R>(&mut self, chain: &[fn(&mut Session, &R) -> Step], req: &R, what: &str) {
+    /// Runs a request's hooks; true when a module handled it.
+    fn run_chain<R>(&mut self, chain: &[fn(&mut Session, &R) -> Step], req: &R, what: &str) -> bool {
         let mut handled = false;
         for h in chain {
             match h(self, req) {
@@ -459,13 +467,14 @@ impl Session {
                 }
                 Step::Close(reason) => {
                     self.close(&reason);
-                    return;
+                    return false;
                 }
             }
         }
         if !handled {
             log_info!(self.log, "rtmp: {} refused: no module of this application handles it (is \"live on\" set?)", what);
         }
+        handled
     }
 
     pub fn close_stream(&mut self, stream_id: u32) {

@@ -371,3 +371,49 @@ pub unsafe extern "C" fn set_directive<D: Directive<C>, C: 'static>(
 pub const fn directive<D: Directive<C>, C: 'static>(name: &'static CStr, type_: u32, conf: usize) -> ngx_command_t {
     command(name, type_, conf, set_directive::<D, C>)
 }
+
+impl Conf {
+    /// A directory path as nginx resolves them: relative to the prefix. When it does not exist
+    /// yet, it is registered with nginx's paths so the master creates it at start, owned by the
+    /// worker user (as nginx does for its temp paths); an existing directory is left as it is.
+    pub fn directory(&self, path: &str) -> Result<String, String> {
+        let mut bytes = path.as_bytes().to_vec();
+        // SAFETY: cf->cycle is the cycle being configured; ngx_conf_full_name allocates the result
+        // in the cycle pool and only reads `len` bytes of the input.
+        let full = unsafe {
+            let mut s = ngx_str_t { len: bytes.len(), data: bytes.as_mut_ptr() };
+            if nginx_sys::ngx_conf_full_name((*self.0).cycle, &mut s, 0) != 0 {
+                return Err(format!("cannot resolve path \"{path}\""));
+            }
+            String::from_utf8_lossy(str_bytes(&s)).into_owned()
+        };
+        let full = full.trim_end_matches('/').to_string();
+        let full = if full.is_empty() { "/".to_string() } else { full };
+        if std::path::Path::new(&full).exists() {
+            return Ok(full);
+        }
+        let mut name = full.clone().into_bytes();
+        name.push(0);
+        let name = self.alloc(name).ok_or("out of memory")?;
+        // SAFETY: the path struct and its name live in the configuration pool as long as the
+        // cycle; conf_file is the file being parsed (nginx keeps it for its messages).
+        unsafe {
+            let p = nginx_sys::ngx_pcalloc(self.pool(), mem::size_of::<nginx_sys::ngx_path_t>())
+                as *mut nginx_sys::ngx_path_t;
+            if p.is_null() {
+                return Err("out of memory".into());
+            }
+            (*p).name = ngx_str_t { len: (*name).len() - 1, data: (*name).as_mut_ptr() };
+            let file = (*self.0).conf_file;
+            if !file.is_null() {
+                (*p).conf_file = (*file).file.name.data;
+                (*p).line = (*file).line;
+            }
+            let mut slot = p;
+            if nginx_sys::ngx_add_path(self.0, &mut slot) != 0 {
+                return Err(format!("cannot use \"{full}\" as a directory"));
+            }
+        }
+        Ok(full)
+    }
+}

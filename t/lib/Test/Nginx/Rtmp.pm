@@ -504,7 +504,10 @@ sub run_tests () {
     # A plan through Test::Builder::plan (not done_testing) also keeps Test::Base's END block quiet.
     Test::More->builder->plan('no_plan') unless Test::More->builder->has_plan;
     my $base = "$ROOT/target/t/servroot-$$";
+    # TEST_NGINX_BLOCKS=3,5: run only those blocks (while working on them).
+    my %only = map { $_ => 1 } split /[,\s]+/, $ENV{TEST_NGINX_BLOCKS} // '';
     for my $block (Test::Base::blocks()) {
+        next if %only && !$only{ $block->seq_num };
         run_block($block, $base, $module);
     }
     if (!$ENV{TEST_NGINX_NO_CLEAN} && Test::More->builder->is_passing) {
@@ -907,6 +910,61 @@ sub decoded_frames () {
     }
     $err .= "\n(ffprobe exit code $code)" if $code;
     return ($v, $a, $err);
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Real-browser HLS playback (added for t/13-hls-browser.t)
+
+push @EXPORT, qw(browser_play_hls);
+
+# Plays an HLS page in headless Chromium (t/browser/hls_play.py: Debian's chromium, chromedriver and
+# python3-selenium, installed by scripts/setup) and returns its JSON report as a hashref
+# { started, start_time, end_time, advanced_s, width, height, fatal_errors => [...],
+#   nonfatal_error_count, stalls, ... }, or undef (with a diag) when the browser did not run.
+# $page_url is e.g. "http://127.0.0.1:$TEST_NGINX_HTTP_PORT/web/hls.html?src=/hls/test.m3u8".
+# The page is served from the block's server root: this copies t/web/* and the pinned hls.js
+# (target/web/hls.min.js, fetched by scripts/setup, run here when it is missing) into
+# $TEST_NGINX_PREFIX/html/web/, so the block's http_config needs `location /web/ { root html; }`.
+# %opts: seconds => playback watched (default 15), start_timeout => wait for playback to start
+# (default 20), screenshot => PNG path, relative to the repository root (default
+# target/hls-browser.png).
+sub browser_play_hls () {
+    my ($page_url, %opt) = @_;
+    my $secs = $opt{seconds} // 15;
+    my $start = $opt{start_timeout} // 20;
+    my $shot = $opt{screenshot} // 'target/hls-browser.png';
+    $shot = "$ROOT/$shot" unless $shot =~ m{^/};
+    my $hlsjs = "$ROOT/target/web/hls.min.js";
+    system("$ROOT/scripts/setup") unless -s $hlsjs;
+    my $web = ($PREFIX // "$ROOT/target/t") . '/html/web';
+    File::Path::make_path($web);
+    for my $src (glob("$ROOT/t/web/*"), $hlsjs) {
+        my $data = slurp($src);
+        unless (length $data) {
+            Test::More::diag("browser_play_hls: $src is missing or empty");
+            return undef;
+        }
+        my $dst = "$web/" . File::Basename::basename($src);
+        open my $fh, '>', $dst or do { Test::More::diag("browser_play_hls: $dst: $!"); return undef };
+        binmode $fh;
+        print $fh $data;
+        close $fh;
+    }
+    my ($code, $out, $err) = run_cmd(
+        ['/usr/bin/python3', "$ROOT/t/browser/hls_play.py", '--url', $page_url, '--seconds', $secs,
+         '--start-timeout', $start, '--screenshot', $shot],
+        timeout => $secs + $start + 80);
+    my ($line) = grep { /^\{/ } reverse split /\n/, $out;
+    my $r = defined $line ? eval { JSON::PP::decode_json($line) } : undef;
+    if ($code || !$r) {
+        $err = substr($err, -2000) if length $err > 2000;
+        Test::More::diag("browser_play_hls: hls_play.py exit code $code"
+                         . ($r && $r->{error} ? ": $r->{error}" : '') . "\n$out$err");
+        return undef;
+    }
+    Test::More::diag("browser_play_hls: $r->{error}") if $r->{error};
+    return $r;
 }
 
 1;

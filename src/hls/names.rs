@@ -1,0 +1,139 @@
+//! Where a stream's HLS files go and how playlists name them, as nginx-rtmp-module lays them out
+//! (`<name>.m3u8` + `<name>-<id>.ts`, or `<name>/index.m3u8` + `<name>/<id>.ts` with hls_nested),
+//! and which stream names may become file names at all.
+
+use std::path::{Path, PathBuf};
+
+use super::conf::HlsAppConf;
+
+/// Longest stream name written to disk (file names stay under NAME_MAX with suffixes).
+const MAX_NAME: usize = 200;
+
+/// Why a stream name cannot be used for files; `None` when it can. The core already refuses
+/// '/', '\\', NUL, "." and "..".
+pub fn refuse_name(name: &str) -> Option<&'static str> {
+    if name.len() > MAX_NAME {
+        Some("longer than 200 bytes")
+    } else if name.starts_with('.') {
+        Some("starts with a dot")
+    } else if name.contains(['/', '\\', '\0']) || name.chars().any(char::is_control) {
+        Some("has a path separator or a control character")
+    } else {
+        None
+    }
+}
+
+/// Percent-encodes what is not safe in a playlist URI (RFC 3986 unreserved and '/' stay).
+pub fn uri_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub name: String,
+    /// Directory of the segments (hls_path, or hls_path/<name> when nested).
+    pub dir: PathBuf,
+    pub playlist: PathBuf,
+    key_dir: PathBuf,
+    nested: bool,
+    base_url: String,
+    key_url: String,
+}
+
+impl Layout {
+    pub fn new(conf: &HlsAppConf, name: &str) -> Layout {
+        let nested = conf.nested();
+        let root = conf.path();
+        let (dir, playlist, key_dir) = if nested {
+            (root.join(name), root.join(name).join("index.m3u8"), conf.key_path().join(name))
+        } else {
+            (root.clone(), root.join(format!("{name}.m3u8")), conf.key_path())
+        };
+        Layout {
+            name: name.to_string(),
+            dir,
+            playlist,
+            key_dir,
+            nested,
+            base_url: conf.base_url().to_string(),
+            key_url: conf.key_url().to_string(),
+        }
+    }
+
+    fn file(&self, id: u64, ext: &str) -> String {
+        if self.nested {
+            format!("{id}.{ext}")
+        } else {
+            format!("{}-{id}.{ext}", self.name)
+        }
+    }
+
+    pub fn segment_path(&self, id: u64) -> PathBuf {
+        self.dir.join(self.file(id, "ts"))
+    }
+
+    pub fn key_dir(&self) -> &Path {
+        &self.key_dir
+    }
+
+    pub fn key_path(&self, id: u64) -> PathBuf {
+        self.key_dir.join(self.file(id, "key"))
+    }
+
+    /// A segment's URI in the playlist: relative to it, or under `hls_base_url`.
+    pub fn segment_uri(&self, id: u64) -> String {
+        Self::uri(&self.base_url, self.nested, &self.name, &self.file(id, "ts"))
+    }
+
+    pub fn key_uri(&self, id: u64) -> String {
+        Self::uri(&self.key_url, self.nested, &self.name, &self.file(id, "key"))
+    }
+
+    fn uri(base: &str, nested: bool, name: &str, file: &str) -> String {
+        if nested && !base.is_empty() {
+            format!("{base}{}/{}", uri_escape(name), uri_escape(file))
+        } else {
+            format!("{base}{}", uri_escape(file))
+        }
+    }
+
+    /// The master playlist of a variant stream `<base><suffix>`: `<hls_path>/<base>.m3u8`.
+    pub fn master(conf: &HlsAppConf, base: &str) -> PathBuf {
+        conf.path().join(format!("{base}.m3u8"))
+    }
+
+    /// A variant's media playlist URI in its master playlist.
+    pub fn variant_uri(conf: &HlsAppConf, stream: &str) -> String {
+        let file = if conf.nested() { format!("{stream}/index.m3u8") } else { format!("{stream}.m3u8") };
+        format!("{}{}", conf.base_url(), uri_escape(&file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_cannot_be_files() {
+        assert_eq!(refuse_name("cam1"), None);
+        assert_eq!(refuse_name("a b..c"), None);
+        assert!(refuse_name(".hidden").is_some());
+        assert!(refuse_name("a\nb").is_some());
+        assert!(refuse_name("a/b").is_some());
+        assert!(refuse_name(&"x".repeat(201)).is_some());
+    }
+
+    #[test]
+    fn uris_escape_what_a_playlist_cannot_hold() {
+        assert_eq!(uri_escape("cam 1\"#?.ts"), "cam%201%22%23%3F.ts");
+        assert_eq!(uri_escape("a/b-c_d~e"), "a/b-c_d~e");
+    }
+}

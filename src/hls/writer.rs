@@ -1,0 +1,388 @@
+//! One publishing stream's HLS output: feeds the segmenter, writes each segment under a temporary
+//! name and renames it when complete, then lists it in a playlist that is itself replaced
+//! atomically; keys, variants' master playlist and deferred cleanup.
+
+use std::cell::Cell;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rtmp_proto::hls::clock::iso8601_ms;
+use rtmp_proto::hls::crypt::{new_key, SegmentCipher};
+use rtmp_proto::hls::{playlist, Playlist, SegmentEntry};
+use rtmp_proto::mpegts::{MediaInfo, SegEvent, Segmenter};
+
+use crate::ngx::log::Log;
+use crate::{log_error, log_info};
+
+use super::conf::{HlsAppConf, HlsMainConf, Naming};
+use super::names::Layout;
+
+struct OpenSegment {
+    id: u64,
+    tmp: PathBuf,
+    path: PathBuf,
+    file: File,
+    cipher: Option<SegmentCipher>,
+    key_id: Option<u64>,
+    discontinuity: bool,
+    date: String,
+    bytes: u64,
+}
+
+pub struct HlsWriter {
+    pub layout: Layout,
+    conf: &'static HlsAppConf,
+    main: &'static HlsMainConf,
+    seg: Segmenter,
+    playlist: Playlist,
+    open: Option<OpenSegment>,
+    /// The first segment after a continued playlist follows a gap.
+    gap: bool,
+    last_id: Option<u64>,
+    key: Option<(u64, [u8; 16])>,
+    segments_on_key: u64,
+    events: Vec<SegEvent>,
+    scratch: Vec<u8>,
+    log: Log,
+    /// Cleared when another publisher took this stream's files over.
+    pub owner: Rc<Cell<bool>>,
+    /// An IO error stopped this stream's HLS output (RTMP goes on).
+    broken: bool,
+    /// `(base name, suffix)` when the stream is a variant of a master playlist.
+    variant: Option<String>,
+    info: (MediaInfo, u64),
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Writes `data` to `path` through a temporary file and a rename, so readers see old or new.
+fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = tmp_name(path);
+    fs::write(&tmp, data)?;
+    fs::rename(&tmp, path)
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+impl HlsWriter {
+    pub fn start(
+        conf: &'static HlsAppConf,
+        main: &'static HlsMainConf,
+        name: &str,
+        log: Log,
+        owner: Rc<Cell<bool>>,
+    ) -> Result<HlsWriter, String> {
+        let layout = Layout::new(conf, name);
+        fs::create_dir_all(&layout.dir).map_err(|e| format!("cannot create \"{}\": {e}", layout.dir.display()))?;
+        if conf.keys() {
+            let kd = layout.key_dir();
+            fs::create_dir_all(kd).map_err(|e| format!("cannot create \"{}\": {e}", kd.display()))?;
+        }
+        let mut playlist = Playlist::new(conf.playlist_length_ms(), conf.fragment_ms(), conf.event());
+        let mut gap = false;
+        main.cleanup.cancel(&layout.playlist);
+        if conf.continuous() {
+            if let Ok(text) = fs::read_to_string(&layout.playlist) {
+                match playlist::parse(&text) {
+                    Some(old) => {
+                        // Segments still listed must not be deleted under the new playlist.
+                        for s in &old.segments {
+                            main.cleanup.cancel(&layout.segment_path(s.id));
+                        }
+                        if let Some(k) = old.segments.last().and_then(|s| s.key_id) {
+                            main.cleanup.cancel(&layout.key_path(k));
+                        }
+                        gap = !old.segments.is_empty();
+                        playlist.restore(old);
+                    }
+                    None => {
+                        log_info!(log, "hls: \"{}\" is not a playlist, starting a new one", layout.playlist.display())
+                    }
+                }
+            }
+        }
+        let variant = conf
+            .variants()
+            .iter()
+            .find(|v| name.len() > v.suffix.len() && name.ends_with(&v.suffix))
+            .map(|v| name[..name.len() - v.suffix.len()].to_string());
+        let mut w = HlsWriter {
+            last_id: playlist.last_id(),
+            layout,
+            conf,
+            main,
+            seg: Segmenter::new(conf.segmenter()),
+            playlist,
+            open: None,
+            gap,
+            key: None,
+            segments_on_key: 0,
+            events: Vec::new(),
+            scratch: Vec::new(),
+            log,
+            owner,
+            broken: false,
+            variant,
+            info: (MediaInfo::default(), 0),
+        };
+        if w.variant.is_some() {
+            w.write_master();
+        }
+        Ok(w)
+    }
+
+    pub fn audio(&mut self, timestamp: u32, body: &[u8]) {
+        if self.active() {
+            let mut ev = std::mem::take(&mut self.events);
+            self.seg.push_audio(timestamp, body, &mut ev);
+            self.handle(&mut ev);
+            self.events = ev;
+        }
+    }
+
+    pub fn video(&mut self, timestamp: u32, body: &[u8]) {
+        if self.active() {
+            let mut ev = std::mem::take(&mut self.events);
+            self.seg.push_video(timestamp, body, &mut ev);
+            self.handle(&mut ev);
+            self.events = ev;
+        }
+    }
+
+    fn active(&self) -> bool {
+        !self.broken && self.owner.get()
+    }
+
+    /// The publisher left: the last segment is closed and listed; an event playlist ends.
+    pub fn finish(&mut self) {
+        if !self.active() {
+            self.discard_open();
+            return;
+        }
+        let mut ev = Vec::new();
+        self.seg.finish(&mut ev);
+        self.handle(&mut ev);
+        self.discard_open();
+        if self.broken {
+            return;
+        }
+        if self.conf.event() {
+            self.playlist.ended = true;
+            self.write_playlist();
+        } else if self.conf.cleanup() {
+            // Gone live streams are cleaned up once a player reading the last playlist is done.
+            let listed: u64 = self.playlist.segments.iter().map(|s| s.duration_ms).sum();
+            let grace = listed + self.playlist.target_duration() * 1000;
+            for s in &self.playlist.segments {
+                self.main.cleanup.schedule(self.layout.segment_path(s.id), grace);
+            }
+            let mut keys: Vec<u64> = self.playlist.segments.iter().filter_map(|s| s.key_id).collect();
+            keys.dedup();
+            for k in keys {
+                self.main.cleanup.schedule(self.layout.key_path(k), grace);
+            }
+            self.main.cleanup.schedule(self.layout.playlist.clone(), grace);
+        }
+    }
+
+    fn discard_open(&mut self) {
+        if let Some(o) = self.open.take() {
+            let _ = fs::remove_file(&o.tmp);
+        }
+    }
+
+    fn handle(&mut self, ev: &mut Vec<SegEvent>) {
+        for e in ev.drain(..) {
+            if self.broken {
+                break;
+            }
+            let r = match e {
+                SegEvent::Open { start_ms, discontinuity } => self.open_segment(start_ms, discontinuity),
+                SegEvent::Data(d) => self.write_data(&d),
+                SegEvent::Close { duration_ms } => self.close_segment(duration_ms),
+                SegEvent::Unsupported(why) => {
+                    log_info!(self.log, "hls: \"{}\": {}", self.layout.name, why);
+                    Ok(())
+                }
+            };
+            if let Err(e) = r {
+                log_error!(self.log, "hls: \"{}\": {}; HLS stops for this stream", self.layout.name, e);
+                self.broken = true;
+                self.discard_open();
+            }
+        }
+    }
+
+    fn next_id(&self, start_ms: u64) -> u64 {
+        let raw = match self.conf.naming() {
+            Naming::Sequential => self.playlist.next_sequence(),
+            Naming::Timestamp => start_ms,
+            Naming::System => unix_ms(),
+        };
+        let g = self.conf.granularity();
+        let id = if g > 0 && self.conf.naming() != Naming::Sequential { raw / g * g } else { raw };
+        // An id names one file for good: never reuse one within a playlist.
+        match self.last_id {
+            Some(last) if id <= last => last.saturating_add(1),
+            _ => id,
+        }
+    }
+
+    fn open_segment(&mut self, start_ms: u64, discontinuity: bool) -> Result<(), String> {
+        self.discard_open();
+        let id = self.next_id(start_ms);
+        let seq = self.playlist.next_sequence();
+        let (mut cipher, mut key_id) = (None, None);
+        if self.conf.keys() {
+            let fpk = self.conf.fragments_per_key();
+            let key = match self.key {
+                Some(k) if fpk == 0 || self.segments_on_key < fpk => k,
+                _ => {
+                    let k = (id, new_key());
+                    let path = self.layout.key_path(id);
+                    write_atomic(&path, &k.1).map_err(|e| format!("cannot write key \"{}\": {e}", path.display()))?;
+                    self.key = Some(k);
+                    self.segments_on_key = 0;
+                    k
+                }
+            };
+            self.segments_on_key += 1;
+            cipher = Some(SegmentCipher::new(&key.1, seq));
+            key_id = Some(key.0);
+        }
+        let path = self.layout.segment_path(id);
+        let tmp = tmp_name(&path);
+        let file = File::create(&tmp).map_err(|e| format!("cannot create \"{}\": {e}", tmp.display()))?;
+        self.main.cleanup.cancel(&path);
+        self.open = Some(OpenSegment {
+            id,
+            tmp,
+            path,
+            file,
+            cipher,
+            key_id,
+            discontinuity: discontinuity || std::mem::take(&mut self.gap),
+            date: iso8601_ms(unix_ms()),
+            bytes: 0,
+        });
+        self.last_id = Some(id);
+        Ok(())
+    }
+
+    fn write_data(&mut self, data: &[u8]) -> Result<(), String> {
+        let Some(o) = self.open.as_mut() else { return Ok(()) };
+        o.bytes += data.len() as u64;
+        let r = match o.cipher.as_mut() {
+            Some(c) => {
+                self.scratch.clear();
+                c.update(data, &mut self.scratch);
+                o.file.write_all(&self.scratch)
+            }
+            None => o.file.write_all(data),
+        };
+        r.map_err(|e| format!("cannot write \"{}\": {e}", o.tmp.display()))
+    }
+
+    fn close_segment(&mut self, duration_ms: u64) -> Result<(), String> {
+        let Some(mut o) = self.open.take() else { return Ok(()) };
+        if let Some(c) = o.cipher.take() {
+            self.scratch.clear();
+            c.finish(&mut self.scratch);
+            o.file.write_all(&self.scratch).map_err(|e| format!("cannot write \"{}\": {e}", o.tmp.display()))?;
+        }
+        drop(o.file);
+        fs::rename(&o.tmp, &o.path).map_err(|e| format!("cannot rename \"{}\": {e}", o.tmp.display()))?;
+        let bps = (o.bytes * 8000).checked_div(duration_ms).unwrap_or(0);
+        let gone = self.playlist.push(SegmentEntry {
+            id: o.id,
+            duration_ms,
+            discontinuity: o.discontinuity,
+            key_id: o.key_id,
+            date: Some(o.date),
+        });
+        if self.conf.cleanup() {
+            // Gone from the playlist: still served for its own length plus the playlist's.
+            let listed: u64 = self.playlist.segments.iter().map(|s| s.duration_ms).sum();
+            let current_key = self.key.map(|k| k.0);
+            for g in gone {
+                self.main.cleanup.schedule(self.layout.segment_path(g.id), g.duration_ms + listed);
+                if let Some(k) = g.key_id {
+                    let used = current_key == Some(k) || self.playlist.segments.iter().any(|s| s.key_id == Some(k));
+                    if !used {
+                        self.main.cleanup.schedule(self.layout.key_path(k), g.duration_ms + listed);
+                    }
+                }
+            }
+        }
+        self.write_playlist();
+        if self.variant.is_some() {
+            let info = self.seg.media_info();
+            let peak = self.info.1.max(bps);
+            if info != self.info.0 || peak > self.info.1 * 11 / 10 {
+                self.info = (info, peak);
+                self.main.variant_info.borrow_mut().insert(self.layout.playlist.clone(), self.info.clone());
+                self.write_master();
+            }
+        }
+        Ok(())
+    }
+
+    fn write_playlist(&mut self) {
+        let l = &self.layout;
+        let text = self.playlist.render(&|s| l.segment_uri(s.id), &|k| l.key_uri(k));
+        if let Err(e) = write_atomic(&self.layout.playlist, text.as_bytes()) {
+            log_error!(self.log, "hls: cannot write \"{}\": {}", self.layout.playlist.display(), e);
+            self.broken = true;
+        }
+    }
+
+    /// `<base>.m3u8` listing every `hls_variant`, with what is known of each variant's media.
+    fn write_master(&mut self) {
+        let Some(base) = &self.variant else { return };
+        let mut o = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+        let known = self.main.variant_info.borrow();
+        for v in self.conf.variants() {
+            let stream = format!("{base}{}", v.suffix);
+            let info = known.get(&Layout::new(self.conf, &stream).playlist);
+            let mut attrs: Vec<String> =
+                v.params.iter().filter(|p| !p.to_ascii_uppercase().starts_with("PROGRAM-ID=")).cloned().collect();
+            let has = |attrs: &[String], k: &str| attrs.iter().any(|p| p.to_ascii_uppercase().starts_with(k));
+            if !has(&attrs, "BANDWIDTH=") {
+                match info.map(|i| i.1).filter(|&b| b > 0) {
+                    Some(b) => attrs.insert(0, format!("BANDWIDTH={b}")),
+                    // BANDWIDTH is required: the variant is listed once it was measured.
+                    None => continue,
+                }
+            }
+            if let Some((m, _)) = info {
+                if !has(&attrs, "RESOLUTION=") && m.width > 0 && m.height > 0 {
+                    attrs.push(format!("RESOLUTION={}x{}", m.width, m.height));
+                }
+                let codecs: Vec<&str> =
+                    [&m.video_codec, &m.audio_codec].into_iter().flatten().map(String::as_str).collect();
+                if !has(&attrs, "CODECS=") && !codecs.is_empty() {
+                    attrs.push(format!("CODECS=\"{}\"", codecs.join(",")));
+                }
+            }
+            o.push_str(&format!(
+                "#EXT-X-STREAM-INF:{}\n{}\n",
+                attrs.join(","),
+                Layout::variant_uri(self.conf, &stream)
+            ));
+        }
+        drop(known);
+        let path = Layout::master(self.conf, base);
+        if let Err(e) = write_atomic(&path, o.as_bytes()) {
+            log_error!(self.log, "hls: cannot write \"{}\": {}", path.display(), e);
+        }
+    }
+}
