@@ -1,12 +1,15 @@
 //! Typed event hooks: each feature module registers its handlers in postconfiguration, in module
 //! order, like nginx-rtmp-module's `next_publish` chains but without untyped globals.
 
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
 use rtmp_proto::RawMessage;
 
+use super::peer::Peer;
 use super::session::Session;
 
 /// What a hook tells the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Let the next module see the event.
     Continue,
@@ -14,6 +17,53 @@ pub enum Step {
     Stop,
     /// Refuse: the reason is logged at info and the client is closed.
     Close(String),
+    /// The answer comes later (an HTTP callback): the request waits, and so does everything the
+    /// client sends meanwhile; `Waiter::finish` resumes the chain after this hook.
+    Wait(Waiter),
+}
+
+/// How a waiting hook's answer resumes its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// Go on with the next hook.
+    Continue,
+    /// Go on under another stream name (a notify redirect); publish and play only.
+    Rename(String),
+    /// Refuse: logged at info, the client is closed (the hook sends its own status first).
+    Close(String),
+}
+
+/// The handle a hook returns in `Step::Wait` and keeps to answer later.
+#[derive(Clone)]
+pub struct Waiter(Rc<WaitState>);
+
+struct WaitState {
+    result: RefCell<Option<Resume>>,
+    peer: Weak<Peer>,
+}
+
+impl Waiter {
+    pub fn new(s: &Session) -> Waiter {
+        Waiter(Rc::new(WaitState { result: RefCell::new(None), peer: Rc::downgrade(&s.peer) }))
+    }
+
+    /// Answers once (later answers are ignored) and wakes the session.
+    pub fn finish(&self, r: Resume) {
+        {
+            let mut slot = self.0.result.borrow_mut();
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some(r);
+        }
+        if let Some(p) = self.0.peer.upgrade() {
+            p.wake();
+        }
+    }
+
+    pub(super) fn take(&self) -> Option<Resume> {
+        self.0.result.borrow_mut().take()
+    }
 }
 
 /// A `publish` request after core validated it.

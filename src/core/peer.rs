@@ -133,6 +133,14 @@ impl Peer {
         self.conn.post_write();
     }
 
+    /// Has this connection's handler look at it again soon (an asynchronous answer it waits
+    /// for has arrived).
+    pub fn wake(&self) {
+        if !self.closed.get() {
+            self.conn.post_read();
+        }
+    }
+
     pub fn take_close_request(&self) -> Option<String> {
         self.close_request.borrow_mut().take()
     }

@@ -20,7 +20,7 @@ use crate::{log_debug, log_info};
 
 use super::conf::{CoreAppConf, CoreSrvConf};
 use super::ext::Ext;
-use super::hooks::{PlayReq, PublishReq, Step};
+use super::hooks::{PlayReq, PublishReq, Resume, Step, Waiter};
 use super::peer::{Flush, Peer};
 use super::{hooks, CoreModule};
 
@@ -72,6 +72,23 @@ pub struct Session {
     closing: Option<String>,
     /// Time the session started (ngx_current_msec), for stats and notify.
     pub started_ms: u64,
+    /// A request waiting for a hook's asynchronous answer; nothing else from the client is
+    /// handled meanwhile (it stays queued in the protocol session and the socket).
+    hold: Option<Hold>,
+}
+
+/// The requests whose hooks may answer later.
+enum Request {
+    Connect { tid: f64 },
+    Publish(PublishReq),
+    Play(PlayReq),
+}
+
+struct Hold {
+    req: Request,
+    /// The hook to run after the answer.
+    next: usize,
+    waiter: Waiter,
 }
 
 /// The accept handler of our listeners.
@@ -103,6 +120,7 @@ impl Accept for SessionStarter {
             ping_sent: false,
             closing: None,
             started_ms: crate::ngx::now_ms(),
+            hold: None,
         };
         if srv.so_keepalive == Some(true) && !conn.set_keepalive() {
             log_info!(conn.log(), "rtmp: setsockopt(SO_KEEPALIVE) failed");
@@ -210,6 +228,14 @@ impl Session {
     }
 
     fn on_read(&mut self) {
+        if self.hold.is_some() {
+            self.try_resume();
+            self.drain_output();
+            self.process_events();
+            if self.hold.is_some() || self.closing.is_some() {
+                return;
+            }
+        }
         let mut budget = READ_BUDGET;
         loop {
             let (got, fed) = self.read_and_feed();
@@ -222,7 +248,8 @@ impl Session {
                     }
                     self.drain_output();
                     self.process_events();
-                    if self.closing.is_some() {
+                    // While a request waits, the socket is read again only after the answer.
+                    if self.closing.is_some() || self.hold.is_some() {
                         return;
                     }
                     if budget == 0 {
@@ -292,7 +319,7 @@ impl Session {
     }
 
     fn process_events(&mut self) {
-        while self.closing.is_none() {
+        while self.closing.is_none() && self.hold.is_none() {
             let Some(ev) = self.proto.poll_event() else { break };
             match ev {
                 ServerEvent::HandshakeDone => {
@@ -332,6 +359,8 @@ impl Session {
                 self.close(&reason);
                 false
             }
+            // Only connect, publish and play may wait; elsewhere a wait is a no-op.
+            Step::Wait(_) => true,
         }
     }
 
@@ -372,14 +401,7 @@ impl Session {
                     self.send_status(stream_id, "error", "NetStream.Publish.BadName", "Invalid stream name");
                     return self.close("publish: bad stream id or name");
                 }
-                if self.run_chain(&hooks.publish, &req, "publish") && self.closing.is_none() {
-                    for h in &hooks.published {
-                        let s = h(self, &req);
-                        if !self.step(s) {
-                            break;
-                        }
-                    }
-                }
+                self.run_request(Request::Publish(req), 0);
             }
             Command::Play { tid, name, start, duration, reset } => {
                 let (n, a) = command::split_name_args(&name);
@@ -441,8 +463,7 @@ impl Session {
             self.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "Invalid stream name");
             return self.close("play: bad stream id or name");
         }
-        let hooks = hooks(self.srv_ctx);
-        self.run_chain(&hooks.play, &req, "play");
+        self.run_request(Request::Play(req), 0);
     }
 
     fn receive(&mut self, stream_id: u32, video: bool, flag: bool) {
@@ -455,26 +476,88 @@ impl Session {
         }
     }
 
-    /// Runs a request's hooks; true when a module handled it.
-    fn run_chain<R>(&mut self, chain: &[fn(&mut Session, &R) -> Step], req: &R, what: &str) -> bool {
+    /// Runs a request's hooks from `from` on, until one handles, refuses or waits.
+    fn run_request(&mut self, req: Request, from: usize) {
+        let hooks = hooks(self.srv_ctx);
         let mut handled = false;
-        for h in chain {
-            match h(self, req) {
-                Step::Continue => {}
-                Step::Stop => {
+        for i in from.. {
+            let step = match &req {
+                Request::Connect { .. } => hooks.connect.get(i).map(|h| h(self)),
+                Request::Publish(r) => hooks.publish.get(i).map(|h| h(self, r)),
+                Request::Play(r) => hooks.play.get(i).map(|h| h(self, r)),
+            };
+            match step {
+                None => break,
+                Some(Step::Continue) => {}
+                Some(Step::Stop) => {
                     handled = true;
                     break;
                 }
-                Step::Close(reason) => {
-                    self.close(&reason);
-                    return false;
+                Some(Step::Close(reason)) => return self.refuse(req, &reason),
+                Some(Step::Wait(waiter)) => {
+                    self.hold = Some(Hold { req, next: i + 1, waiter });
+                    return self.try_resume();
                 }
             }
         }
-        if !handled {
-            log_info!(self.log, "rtmp: {} refused: no module of this application handles it (is \"live on\" set?)", what);
+        self.complete(req, handled);
+    }
+
+    /// Resumes a waiting request if its answer is there.
+    fn try_resume(&mut self) {
+        let Some(answer) = self.hold.as_ref().and_then(|h| h.waiter.take()) else { return };
+        let Some(Hold { mut req, next, .. }) = self.hold.take() else { return };
+        match answer {
+            Resume::Continue => {}
+            Resume::Rename(name) => {
+                if !self.check_name(&name) {
+                    return self.refuse(req, &format!("redirected to a bad stream name \"{name}\""));
+                }
+                match &mut req {
+                    Request::Publish(p) => p.name = name,
+                    Request::Play(p) => p.name = name,
+                    Request::Connect { .. } => {}
+                }
+            }
+            Resume::Close(reason) => return self.refuse(req, &reason),
         }
-        handled
+        self.run_request(req, next);
+    }
+
+    fn refuse(&mut self, req: Request, reason: &str) {
+        if let Request::Connect { tid } = req {
+            self.send_command(0, command::connect_error(tid, "NetConnection.Connect.Rejected", "Rejected"));
+        }
+        self.close(reason);
+    }
+
+    /// After the hooks: connect is accepted, a handled publish starts the recorders.
+    fn complete(&mut self, req: Request, handled: bool) {
+        let what = match req {
+            Request::Connect { tid } => {
+                self.connected = true;
+                self.proto.accept_connect(tid, self.info.object_encoding, self.info.caps.server_reply());
+                self.peer.chunk_size.set(self.proto.out_chunk_size());
+                return;
+            }
+            Request::Publish(req) if handled => {
+                let hooks = hooks(self.srv_ctx);
+                for h in &hooks.published {
+                    if self.closing.is_some() {
+                        break;
+                    }
+                    let s = h(self, &req);
+                    if !self.step(s) {
+                        break;
+                    }
+                }
+                return;
+            }
+            Request::Publish(_) => "publish",
+            Request::Play(_) if handled => return,
+            Request::Play(_) => "play",
+        };
+        log_info!(self.log, "rtmp: {} refused: no module of this application handles it (is \"live on\" set?)", what);
     }
 
     pub fn close_stream(&mut self, stream_id: u32) {
@@ -533,20 +616,7 @@ impl Session {
             self.info.flashver,
             self.info.tc_url
         );
-        let hooks = hooks(self.srv_ctx);
-        for h in &hooks.connect {
-            match h(self) {
-                Step::Continue => {}
-                Step::Stop => break,
-                Step::Close(reason) => {
-                    self.send_command(0, command::connect_error(tid, "NetConnection.Connect.Rejected", "Rejected"));
-                    return self.close(&reason);
-                }
-            }
-        }
-        self.connected = true;
-        self.proto.accept_connect(tid, self.info.object_encoding, self.info.caps.server_reply());
-        self.peer.chunk_size.set(self.proto.out_chunk_size());
+        self.run_request(Request::Connect { tid }, 0);
     }
 
     /// Runs the disconnect hooks once; the connection is closed right after.
