@@ -250,9 +250,9 @@ wait_segments("$dir/show_lo/index.m3u8", 2, 30);
 my $m;
 wait_until(sub { $m = Test::Nginx::Rtmp::slurp("$dir/show.m3u8"); ($m =~ tr/\n//) >= 7 }, 10, 0.2);
 note($m);
-like($m, qr/^#EXT-X-STREAM-INF:BANDWIDTH=2400000,RESOLUTION=1280x720,CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"\nshow_hi\/index\.m3u8$/m,
+like($m, qr/^#EXT-X-STREAM-INF:BANDWIDTH=2400000,RESOLUTION=1280x720,CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2",FRAME-RATE=30\.000\nshow_hi\/index\.m3u8$/m,
      'the _hi variant with its resolution and codecs');
-like($m, qr/^#EXT-X-STREAM-INF:BANDWIDTH=200000,RESOLUTION=640x360,CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"\nshow_lo\/index\.m3u8$/m,
+like($m, qr/^#EXT-X-STREAM-INF:BANDWIDTH=200000,RESOLUTION=640x360,CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2",FRAME-RATE=25\.000\nshow_lo\/index\.m3u8$/m,
      'the _lo variant');
 unlike($m, qr/PROGRAM-ID/, 'no PROGRAM-ID (removed from HLS)');
 my ($code, $out, $err) = Test::Nginx::Rtmp::run_cmd(['ffprobe', '-v', 'error', '-show_entries', 'stream=width',

@@ -372,6 +372,9 @@ impl HlsWriter {
                 if !has(&attrs, "CODECS=") && !codecs.is_empty() {
                     attrs.push(format!("CODECS=\"{}\"", codecs.join(",")));
                 }
+                if !has(&attrs, "FRAME-RATE=") && m.frame_rate_milli > 0 {
+                    attrs.push(format!("FRAME-RATE={}.{:03}", m.frame_rate_milli / 1000, m.frame_rate_milli % 1000));
+                }
             }
             o.push_str(&format!(
                 "#EXT-X-STREAM-INF:{}\n{}\n",

@@ -92,6 +92,8 @@ pub struct MediaInfo {
     pub audio_codec: Option<String>,
     pub width: u32,
     pub height: u32,
+    /// Frames per second × 1000, from the SPS timing information (0: unknown).
+    pub frame_rate_milli: u32,
 }
 
 /// A PID's timestamps may step back this much (audio/video interleaving jitter); they are clamped.
@@ -324,6 +326,10 @@ impl Segmenter {
             audio_codec: self.audio.as_ref().map(|a| a.config.codec_string()),
             width: video.map_or(0, |c| c.width),
             height: video.map_or(0, |c| c.height),
+            frame_rate_milli: video
+                .and_then(|c| c.frame_rate)
+                .filter(|r| r.is_finite() && *r > 0.0 && *r < 1000.0)
+                .map_or(0, |r| (r * 1000.0).round() as u32),
         }
     }
 
