@@ -85,6 +85,35 @@ impl Conn {
         // SAFETY: addr_text is set by accept (ls->addr_ntop).
         unsafe { String::from_utf8_lossy(super::conf::str_bytes(&(*self.c()).addr_text)).into_owned() }
     }
+    /// The client's IP address from `c->sockaddr`; `None` for unix-domain (and other non-IP)
+    /// sockets. An IPv4-mapped IPv6 peer is returned as it is (`::ffff:a.b.c.d`).
+    pub fn peer_addr(self) -> Option<std::net::IpAddr> {
+        // SAFETY: accept set c->sockaddr (c->socklen bytes, in the connection's pool); the family
+        // is read first and the struct is read only when socklen covers it.
+        unsafe {
+            let c = &*self.c();
+            if c.sockaddr.is_null() {
+                return None;
+            }
+            let len = c.socklen as usize;
+            match i32::from((*c.sockaddr).sa_family) {
+                f if f == nginx_sys::AF_INET as i32 && len >= std::mem::size_of::<nginx_sys::sockaddr_in>() => {
+                    let sin = &*(c.sockaddr as *const nginx_sys::sockaddr_in);
+                    Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into())
+                }
+                f if f == nginx_sys::AF_INET6 as i32 && len >= std::mem::size_of::<nginx_sys::sockaddr_in6>() => {
+                    let sin6 = &*(c.sockaddr as *const nginx_sys::sockaddr_in6);
+                    Some(std::net::Ipv6Addr::from(sin6.sin6_addr.__in6_u.__u6_addr8).into())
+                }
+                _ => None,
+            }
+        }
+    }
+    /// Bytes written to the client so far (`c->sent`, which `writev` keeps).
+    pub fn sent(self) -> u64 {
+        // SAFETY: live connection.
+        unsafe { (*self.c()).sent.max(0) as u64 }
+    }
     /// The `servers` pointer of the listening socket that accepted this connection.
     pub fn listening_servers(self) -> *mut c_void {
         // SAFETY: live connection with its listening.
