@@ -2,10 +2,15 @@
 //! `rtmp {}` configuration. `ngx` holds the unsafe adapter over nginx; `core` the block,
 //! listeners and sessions; one folder per feature module.
 
+pub mod access;
 pub mod core;
 pub mod hls;
+pub mod limit;
 pub mod live;
+pub mod log;
+pub mod netcall;
 pub mod ngx;
+pub mod notify;
 
 use std::ffi::c_char;
 use std::ptr::{addr_of, null};
@@ -16,9 +21,18 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 5] = [
+pub static mut ngx_modules: [*const ngx_module_t; 10] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
+    // No hooks: the HTTP client (netcall_* directives) that notify callbacks use.
+    addr_of!(netcall::ngx_rtmp_rs_netcall_module),
+    // First: it notes publish/play before anyone refuses them (refused requests are logged too).
+    addr_of!(log::ngx_rtmp_rs_log_module),
+    addr_of!(limit::ngx_rtmp_rs_limit_module),
+    // Before hls and live: a denied client must never reach them.
+    addr_of!(access::ngx_rtmp_rs_access_module),
+    // Before hls and live: a callback may refuse or rename the stream first.
+    addr_of!(notify::ngx_rtmp_rs_notify_module),
     // Before live: its publish check must run before live accepts the stream.
     addr_of!(hls::ngx_rtmp_rs_hls_module),
     addr_of!(live::ngx_rtmp_rs_live_module),
@@ -27,9 +41,14 @@ pub static mut ngx_modules: [*const ngx_module_t; 5] = [
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 5] = [
+pub static mut ngx_module_names: [*const c_char; 10] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
+    c"ngx_rtmp_rs_netcall_module".as_ptr(),
+    c"ngx_rtmp_rs_log_module".as_ptr(),
+    c"ngx_rtmp_rs_limit_module".as_ptr(),
+    c"ngx_rtmp_rs_access_module".as_ptr(),
+    c"ngx_rtmp_rs_notify_module".as_ptr(),
     c"ngx_rtmp_rs_hls_module".as_ptr(),
     c"ngx_rtmp_rs_live_module".as_ptr(),
     null(),

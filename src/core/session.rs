@@ -516,7 +516,15 @@ impl Session {
                 match &mut req {
                     Request::Publish(p) => p.name = name,
                     Request::Play(p) => p.name = name,
-                    Request::Connect { .. } => {}
+                    // A connect redirected to another application of this server.
+                    Request::Connect { .. } => {
+                        let found = self.srv().applications.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
+                        let Some(app) = found else {
+                            return self.refuse(req, &format!("redirected to unknown application \"{name}\""));
+                        };
+                        self.app_ctx = Some(app);
+                        self.info.app = name;
+                    }
                 }
             }
             Resume::Close(reason) => return self.refuse(req, &reason),

@@ -66,6 +66,13 @@ impl Conf {
         // SAFETY: the configuration pool lives as long as the configuration.
         unsafe { pool_alloc(self.pool(), v) }
     }
+
+    /// A value that lives as long as this configuration (and so as every session using it).
+    pub fn alloc_static<T: 'static>(&self, v: T) -> Option<&'static T> {
+        // SAFETY: the pool outlives every reader: workers use the configuration of the cycle
+        // they run, which is destroyed only after they exit.
+        self.alloc(v).map(|p| unsafe { &*p })
+    }
 }
 
 /// # Safety

@@ -4,10 +4,13 @@
 pub mod block;
 pub mod conf;
 pub mod conn;
+pub mod files;
 pub mod listen;
 pub mod log;
 pub mod module;
+pub mod shm;
 pub mod timer;
+pub mod upstream;
 
 pub use nginx_sys as sys;
 

@@ -11,6 +11,7 @@ pub mod command;
 pub mod flv;
 pub mod handshake;
 pub mod hls;
+pub mod http;
 pub mod message;
 pub mod mpegts;
 pub mod session;

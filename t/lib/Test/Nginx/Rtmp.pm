@@ -591,7 +591,8 @@ sub run_block () {
     my $ready = 1;
     my $conf_text = $conf;
     for my $v (qw(TEST_NGINX_RTMP_PORT TEST_NGINX_RTMP_PORT2 TEST_NGINX_HTTP_PORT)) {
-        next unless $conf_text =~ /\b$vars{$v}\b/;
+        # Only ports nginx listens on (a notify URL may name a test's own server).
+        next unless $conf_text =~ /\blisten\s[^;]*\b$vars{$v}\b/;
         my $up = wait_until(sub {
             my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $vars{$v},
                                           Proto => 'tcp', Timeout => 1);
