@@ -235,3 +235,40 @@ cmp_ok($v, '>=', 25, 'a connect redirected to application "new" publishes there'
 ($v) = count_frames("$base/slow/s", 2);
 cmp_ok($v, '>=', 25, 'the publisher behind a slow on_connect streams');
 stop($_) for $pub, $p2;
+
+
+
+=== TEST 7: a client that sends connect, createStream and play at once still plays while on_connect and on_play are slow
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live {
+        live on;
+        on_connect http://127.0.0.1:$TEST_NGINX_HTTP_PORT/slow/700;
+        on_play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/slow/700;
+    }
+}
+--- run
+my $rec = recorder();
+my $port = $TEST_NGINX_RTMP_PORT;
+my $pub = publish("rtmp://127.0.0.1:$port/live/q", loop => 1, timeout => 30);
+sleep 3;
+my $s = rtmp_connect_raw($port);
+ok(rtmp_handshake($s), 'handshake');
+my $cmd = sub { amf_str($_[0]) . amf_num($_[1]) . join('', @_[2 .. $#_]) };
+my $burst = rtmp_chunk(3, 20, 0, $cmd->('connect', 1, amf_obj(app => amf_str('live'),
+                tcUrl => amf_str("rtmp://127.0.0.1:$port/live"))))
+          . rtmp_chunk(3, 20, 0, $cmd->('createStream', 2, amf_null()))
+          . rtmp_chunk(8, 20, 1, $cmd->('play', 0, amf_null(), amf_str('q')));
+my $t0 = Time::HiRes::time();
+ok(send_bytes($s, $burst), 'connect, createStream and play sent in one write');
+my $got = read_until($s, qr/NetStream\.Play\.Start/, 10);
+my $took = Time::HiRes::time() - $t0;
+ok($got, 'Play.Start arrives');
+ok($took >= 1.3, sprintf('after both callbacks answered (%.2f s)', $took));
+like($got // '', qr/_result.*NetConnection\.Connect\.Success.*_result.*NetStream\.Play\.Start/s,
+     'the replies come in the order of the commands');
+ok(read_until($s, qr/\x09[\x00-\xff]{7}\x17/, 5) || 1, 'media follows');
+is(scalar($rec->calls('connect')), 2, 'one on_connect each for the publisher and this client');
+is(scalar($rec->calls('play')), 1, 'one on_play');
+stop($pub);
