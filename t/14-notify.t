@@ -272,3 +272,33 @@ ok(read_until($s, qr/\x09[\x00-\xff]{7}\x17/, 5) || 1, 'media follows');
 is(scalar($rec->calls('connect')), 2, 'one on_connect each for the publisher and this client');
 is(scalar($rec->calls('play')), 1, 'one on_play');
 stop($pub);
+
+
+
+=== TEST 8: ours: on_meta reports the codec parameters once, on_stream start and done
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live {
+        live on;
+        on_meta http://127.0.0.1:$TEST_NGINX_HTTP_PORT/ok;
+        on_stream http://127.0.0.1:$TEST_NGINX_HTTP_PORT/ok;
+    }
+}
+--- run
+my $rec = recorder();
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/m?k=1", timeout => 30);
+my ($m) = wait_calls($rec, 'meta', 1);
+my %f = %{ $m->{fields} // {} };
+like($f{video_codec} // '', qr/^avc1\.[0-9a-f]{6}$/, 'video codec');
+is("$f{width}x$f{height}", '640x360', 'size');
+is($f{frame_rate}, '25.000', 'frame rate');
+is($f{audio_codec}, 'mp4a.40.2', 'audio codec');
+is($f{sample_rate}, 44100, 'sample rate');
+like($f{channels} // '', qr/^[12]$/, 'channels');
+is($f{name}, 'm', 'name');
+is($f{k}, '1', 'the publisher\'s arguments');
+ok(defined wait_publisher($pub, 20), 'the publish ended');
+my @st = wait_calls($rec, 'stream', 2);
+is(join(',', map { $_->{fields}{event} } @st), 'start,done', 'on_stream start, then done');
+is(scalar($rec->calls('meta')), 1, 'one meta report for an unchanged stream');

@@ -40,6 +40,10 @@ pub struct NotifyAppConf {
     pub on_done: Option<Url>,
     pub on_update: Option<Url>,
     pub on_record_done: Option<Url>,
+    /// Ours: `call=stream event=start|update|done` for each published stream.
+    pub on_stream: Option<Url>,
+    /// Ours: `call=meta` with the codec parameters, when they are known and each time they change.
+    pub on_meta: Option<Url>,
     pub method: Option<Kw<Method>>,
     pub format: Option<Kw<Format>>,
     pub update_timeout: Option<Msec>,
@@ -73,6 +77,8 @@ impl Merge for NotifyAppConf {
         merge(&mut self.on_done, &prev.on_done);
         merge(&mut self.on_update, &prev.on_update);
         merge(&mut self.on_record_done, &prev.on_record_done);
+        merge(&mut self.on_stream, &prev.on_stream);
+        merge(&mut self.on_meta, &prev.on_meta);
         merge(&mut self.method, &prev.method);
         merge(&mut self.format, &prev.format);
         merge(&mut self.update_timeout, &prev.update_timeout);
@@ -103,6 +109,8 @@ impl Directive<NotifyAppConf> for UrlDirective {
             "on_done" => &mut conf.on_done,
             "on_update" => &mut conf.on_update,
             "on_record_done" => &mut conf.on_record_done,
+            "on_stream" => &mut conf.on_stream,
+            "on_meta" => &mut conf.on_meta,
             _ => return Err(format!("unknown notify directive \"{name}\"")),
         };
         if slot.is_some() {

@@ -20,6 +20,7 @@ use crate::ngx::timer::{Again, Timer};
 
 use super::conf::{Format, Method, NotifyAppConf, NotifyMainConf, Url};
 use super::fields::Fields;
+use super::meta::{Change, MetaState};
 use super::NotifyModule;
 
 /// One publish or play of the session, for its done and update calls.
@@ -69,6 +70,8 @@ struct NotifyCtx {
     entries: Vec<Entry>,
     /// The call a waiting connect/publish/play depends on; dropping it cancels the call.
     waiting: Option<CallHandle>,
+    /// What the published stream's headers said (on_meta, on_stream).
+    meta: MetaState,
 }
 
 fn conf(s: &Session) -> Option<&'static NotifyAppConf> {
@@ -298,6 +301,53 @@ pub fn published(s: &mut Session, req: &PublishReq) -> Step {
     let Some(conf) = conf(s) else { return Step::Continue };
     let state = add_entry(s, req.stream_id, true, &req.name, &req.args);
     activate(&state, UpdateCtx::new(s, conf), true);
+    if let Some(c) = ctx(s) {
+        c.meta = MetaState::default();
+    }
+    if let Some(url) = conf.on_stream {
+        let mut f = base(s);
+        f.add("call", "stream").add("event", "start").add("name", &req.name).add_query(&req.args);
+        detached(s.srv_ctx.main::<NotifyModule>(), url, options(s, conf, &f), s.log, "on_stream");
+    }
+    Step::Continue
+}
+
+/// The publisher's sequence headers: `on_meta` once they are known and when they change,
+/// `on_stream` with `event=update` on a change.
+pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
+    let Some(conf) = conf(s) else { return Step::Continue };
+    if conf.on_meta.is_none() && conf.on_stream.is_none() {
+        return Step::Continue;
+    }
+    let Some(c) = s.ext.get_mut::<NotifyCtx>() else { return Step::Continue };
+    let Some(e) = c.entries.iter().find(|e| e.publishing && e.state.active.get()) else { return Step::Continue };
+    let (name, args) = (e.state.name.borrow().clone(), e.state.args.clone());
+    let change = c.meta.observe(msg);
+    let mut codec = Fields::default();
+    c.meta.fields(&mut codec);
+    let main = s.srv_ctx.main::<NotifyModule>();
+    let report = |call: &str, event: Option<&str>, url: Url, what: &'static str| {
+        let mut f = base(s);
+        f.add("call", call);
+        if let Some(ev) = event {
+            f.add("event", ev);
+        }
+        f.add("name", &name);
+        f.0.extend(codec.0.iter().cloned());
+        f.add_query(&args);
+        detached(main, url, options(s, conf, &f), s.log, what);
+    };
+    match change {
+        Change::None => {}
+        Change::First | Change::Update => {
+            if let Some(url) = conf.on_meta {
+                report("meta", None, url, "on_meta");
+            }
+            if let (Change::Update, Some(url)) = (change, conf.on_stream) {
+                report("stream", Some("update"), url, "on_stream");
+            }
+        }
+    }
     Step::Continue
 }
 
@@ -411,6 +461,11 @@ fn finish_entries(s: &mut Session, stream_id: Option<u32>) {
                 c.1 = "done".to_string();
             }
             detached(main, url, options(s, conf, &f), s.log, "on_done");
+        }
+        if let (true, Some(url)) = (e.publishing, conf.on_stream) {
+            let mut f = base(s);
+            f.add("call", "stream").add("event", "done").add("name", &name).add_query(&e.state.args);
+            detached(main, url, options(s, conf, &f), s.log, "on_stream");
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Notify: nginx-rtmp-module's HTTP callbacks (`on_connect`, `on_publish`, `on_play`, the done
-//! events, `on_update`, `on_disconnect`) over the non-blocking client of `netcall`.
+//! events, `on_update`, `on_disconnect`) over the non-blocking client of `netcall`; ours beside
+//! them: `on_stream` (start/update/done of a published stream) and `on_meta` (codec parameters).
 
 mod conf;
 mod fields;
 mod handlers;
+mod meta;
 
 use std::ptr::{addr_of, addr_of_mut};
 
@@ -39,6 +41,7 @@ impl RtmpModule for NotifyModule {
         h.publish.push(handlers::publish);
         h.published.push(handlers::published);
         h.play.push(handlers::play);
+        h.media.push(handlers::media);
         h.close_stream.push(handlers::close_stream);
         h.disconnect.push(handlers::disconnect);
         Ok(())
@@ -56,7 +59,7 @@ const fn url(name: &'static std::ffi::CStr) -> ngx_command_t {
     directive::<conf::UrlDirective, NotifyAppConf>(name, RSA | TAKE1, OFF)
 }
 
-static mut NOTIFY_COMMANDS: [ngx_command_t; 15] = [
+static mut NOTIFY_COMMANDS: [ngx_command_t; 17] = [
     url(c"on_connect"),
     url(c"on_disconnect"),
     url(c"on_publish"),
@@ -66,6 +69,8 @@ static mut NOTIFY_COMMANDS: [ngx_command_t; 15] = [
     url(c"on_done"),
     url(c"on_update"),
     url(c"on_record_done"),
+    url(c"on_stream"),
+    url(c"on_meta"),
     slot!(NotifyAppConf, method, c"notify_method", RSA | TAKE1, OFF),
     slot!(NotifyAppConf, format, c"notify_format", RSA | TAKE1, OFF),
     slot!(NotifyAppConf, update_timeout, c"notify_update_timeout", RSA | TAKE1, OFF),
