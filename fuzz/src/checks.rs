@@ -982,8 +982,55 @@ pub fn segmenter(data: &[u8]) {
 /// One target's body.
 pub type Check = fn(&[u8]);
 
+// ---------------------------------------------------------------------------------------------
+// HTTP answers of notify callbacks, and playlists read back from disk
+
+/// A callback's answer fed in pieces to the response parser (bounded by its limit), then the same
+/// bytes as a playlist left by an earlier publish: never a panic, never more than the limit kept.
+pub fn http(data: &[u8]) {
+    use rtmp_proto::hls::playlist;
+    use rtmp_proto::http::{HttpError, ResponseParser};
+    let (sel, body) = split_sel(data);
+    let max = [64usize, 1024, 65536][usize::from(sel >> 6) % 3];
+    let mut p = ResponseParser::new(max);
+    let mut done = false;
+    for piece in pieces(sel & 0x3f, body) {
+        match p.feed(piece) {
+            Ok(Some(r)) => {
+                assert!(r.body.len() <= max, "a body larger than the limit was kept");
+                assert!((100..600).contains(&r.status), "status {} passed", r.status);
+                done = true;
+                break;
+            }
+            Ok(None) => assert!(p.received() <= max.saturating_add(piece.len()), "read past the limit"),
+            Err(HttpError::TooLarge(n)) => {
+                assert_eq!(n, max);
+                done = true;
+                break;
+            }
+            Err(_) => {
+                done = true;
+                break;
+            }
+        }
+    }
+    if !done {
+        if let Ok(r) = p.eof() {
+            assert!(r.body.len() <= max);
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(body) {
+        if let Some(r) = playlist::parse(text) {
+            let mut pl = playlist::Playlist::new(30_000, 2_000, sel & 1 == 1);
+            pl.restore(r);
+            let out = pl.render(&|s| format!("{}.ts", s.id), &|k| format!("{k}.key"));
+            assert!(playlist::parse(&out).is_some(), "a rendered playlist does not read back");
+        }
+    }
+}
+
 /// Every target by name, for the replay test.
-pub const TARGETS: [(&str, Check); 10] = [
+pub const TARGETS: [(&str, Check); 11] = [
     ("handshake_server", handshake_server),
     ("handshake_client", handshake_client),
     ("chunk", chunk),
@@ -994,4 +1041,5 @@ pub const TARGETS: [(&str, Check); 10] = [
     ("codec", codec),
     ("session", session),
     ("segmenter", segmenter),
+    ("http", http),
 ];

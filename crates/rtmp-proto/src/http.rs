@@ -476,6 +476,10 @@ impl ResponseParser {
     /// How the body of the head just parsed is delimited (RFC 9112 section 6.3).
     fn body_state(&mut self) -> Result<State, HttpError> {
         let status = self.head.status;
+        // httparse takes any three digits ("020"); a status code is 100..=599 (RFC 9110 15).
+        if !(100..600).contains(&status) {
+            return Err(HttpError::Malformed(format!("status code {status:03} out of range")));
+        }
         if status == 101 {
             return Err(HttpError::Malformed("unexpected 101 Switching Protocols".into()));
         }
