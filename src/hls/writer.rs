@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,7 +24,8 @@ struct OpenSegment {
     id: u64,
     tmp: PathBuf,
     path: PathBuf,
-    file: File,
+    /// Written in 64 KiB pieces: a few syscalls per segment, not one per frame.
+    file: BufWriter<File>,
     cipher: Option<SegmentCipher>,
     key_id: Option<u64>,
     discontinuity: bool,
@@ -55,6 +56,8 @@ pub struct HlsWriter {
     variant: Option<String>,
     info: (MediaInfo, u64),
 }
+
+const WRITE_BUFFER: usize = 64 * 1024;
 
 fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -262,6 +265,7 @@ impl HlsWriter {
         let path = self.layout.segment_path(id);
         let tmp = tmp_name(&path);
         let file = File::create(&tmp).map_err(|e| format!("cannot create \"{}\": {e}", tmp.display()))?;
+        let file = BufWriter::with_capacity(WRITE_BUFFER, file);
         self.main.cleanup.cancel(&path);
         self.open = Some(OpenSegment {
             id,
@@ -299,6 +303,7 @@ impl HlsWriter {
             c.finish(&mut self.scratch);
             o.file.write_all(&self.scratch).map_err(|e| format!("cannot write \"{}\": {e}", o.tmp.display()))?;
         }
+        o.file.flush().map_err(|e| format!("cannot write \"{}\": {e}", o.tmp.display()))?;
         drop(o.file);
         fs::rename(&o.tmp, &o.path).map_err(|e| format!("cannot rename \"{}\": {e}", o.tmp.display()))?;
         let bps = (o.bytes * 8000).checked_div(duration_ms).unwrap_or(0);

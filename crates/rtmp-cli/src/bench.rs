@@ -76,6 +76,29 @@ struct Player {
     die_at: Option<Instant>,
     /// Churn: the player's own xorshift state, so lifetimes are the same from run to run.
     rng: u64,
+    gap: Gap,
+}
+
+/// Wall-clock gaps between consecutive audio/video messages a player gets after its first frame.
+#[derive(Default)]
+struct Gap {
+    /// When the current connection's latest audio or video message arrived, from its first frame
+    /// on (`None` before it).
+    last: Option<Instant>,
+    /// The longest gap over all the slot's connections, in microseconds.
+    max_us: Option<u64>,
+}
+
+impl Gap {
+    /// A message arrived at `at`: the gap since the previous one, if any.
+    fn note(&mut self, at: Instant) {
+        if let Some(prev) = self.last {
+            let gap = u64::try_from(at.saturating_duration_since(prev).as_micros())
+                .unwrap_or(u64::MAX);
+            self.max_us = Some(self.max_us.map_or(gap, |g| g.max(gap)));
+        }
+        self.last = Some(at);
+    }
 }
 
 /// Without an in-process publisher: how close to the newest timestamp seen a frame must be for
@@ -236,6 +259,14 @@ pub struct BenchReport {
     pub time_to_first_frame_us: Percentiles,
     pub lag_ms: Percentiles,
     pub lag_samples: u64,
+    /// Longest wall-clock gap between consecutive audio/video messages any player got after its
+    /// first frame (a stalled server shows here even when lag does not), ms.
+    pub gap_max_ms: Option<u64>,
+    /// Median and 99th percentile of the players' own longest gaps, ms.
+    pub gap_p50_ms: Option<u64>,
+    pub gap_p99_ms: Option<u64>,
+    /// Players with a gap measured (at least two messages after their first frame).
+    pub gap_players: usize,
     /// "publisher" (newest timestamp the stream's publisher sent) or "max_ts_seen" (by any
     /// player of the stream).
     pub lag_reference: &'static str,
@@ -519,6 +550,7 @@ impl Bench {
         p.first_frame_ms = None;
         p.live = false;
         p.join_edge = None;
+        p.gap.last = None;
         p.die_at = self.churn.map(|mean| now + lifetime(&mut p.rng, mean));
         let addr = self.addr;
         let result = Conn::connect(addr, url, Role::Play).and_then(|mut c| {
@@ -585,6 +617,7 @@ impl Bench {
         };
         let Some(conn) = p.conn.as_mut() else { return };
         let result = conn.on_ready(&mut self.scratch);
+        let arrived = Instant::now();
         let reference = self.publishers.get(p.stream).map(|pb| pb.newest_ts);
         while let Some(ev) = conn.next_event() {
             match ev {
@@ -595,6 +628,10 @@ impl Bench {
                 }
                 ConnEvent::Status(_) => {}
                 ConnEvent::Media(m) => {
+                    let av = m.msg_type == msg_type::AUDIO || m.msg_type == msg_type::VIDEO;
+                    if av && p.first_frame_ms.is_some() {
+                        p.gap.note(arrived);
+                    }
                     // Sequence headers are not frames, and servers may stamp them with 0
                     // for late joiners, which would read as a huge lag.
                     if !is_frame(&m) {
@@ -615,6 +652,7 @@ impl Bench {
                         });
                         p.first_frame_ms = Some(us / 1000);
                         p.ever_got_frames = true;
+                        p.gap.last = Some(arrived);
                         self.ttff_us.push(us);
                         if p.die_at.is_some_and(|d| now >= d) {
                             self.churn_now.push(i);
@@ -792,6 +830,9 @@ impl Bench {
         self.ttff_us.sort_unstable();
         let ttff = |p: f64| percentile(&self.ttff_us, p);
         let ps = &self.players;
+        let mut gaps: Vec<u64> = ps.iter().filter_map(|p| p.gap.max_us).collect();
+        gaps.sort_unstable();
+        let gap_ms = |v: Option<u64>| v.map(|us| us / 1000);
         let mut publisher_errors = BTreeMap::new();
         for e in self.publishers.iter().filter_map(|p| p.error.as_ref()) {
             *publisher_errors.entry(e.clone()).or_insert(0) += 1;
@@ -837,6 +878,10 @@ impl Bench {
                 max: self.lag.max(),
             },
             lag_samples: self.lag.count(),
+            gap_max_ms: gap_ms(gaps.last().copied()),
+            gap_p50_ms: gap_ms(percentile(&gaps, 50.0)),
+            gap_p99_ms: gap_ms(percentile(&gaps, 99.0)),
+            gap_players: gaps.len(),
             lag_reference: if self.publishers.is_empty() {
                 "max_ts_seen"
             } else {
@@ -929,6 +974,13 @@ pub fn print_text(r: &BenchReport) {
         f(l.max),
         r.lag_reference
     );
+    println!(
+        "gap:              max {} ms; players' longest gaps p50 {} ms, p99 {} ms ({} players)",
+        f(r.gap_max_ms),
+        f(r.gap_p50_ms),
+        f(r.gap_p99_ms),
+        r.gap_players
+    );
     if r.publishers > 0 {
         println!(
             "publishers:       {} ({} failed), {} frames sent to {}{}",
@@ -959,6 +1011,24 @@ mod tests {
         assert_eq!(stream_url(&u, 3, 4).name, "s_3?k=v");
         let u = RtmpUrl::parse("rtmp://h/live/s").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(stream_url(&u, 0, 2).name, "s_0");
+    }
+
+    #[test]
+    fn gaps_count_from_the_first_frame_and_keep_the_longest() {
+        let t0 = Instant::now();
+        let mut g = Gap::default();
+        g.note(t0);
+        assert_eq!(g.max_us, None);
+        g.note(t0 + Duration::from_millis(20));
+        g.note(t0 + Duration::from_millis(90));
+        g.note(t0 + Duration::from_millis(100));
+        assert_eq!(g.max_us, Some(70_000));
+        // A reconnect starts over: no gap across it, the longest so far stays.
+        g.last = None;
+        g.note(t0 + Duration::from_secs(5));
+        assert_eq!(g.max_us, Some(70_000));
+        g.note(t0 + Duration::from_millis(5010));
+        assert_eq!(g.max_us, Some(70_000));
     }
 
     #[test]
