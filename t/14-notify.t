@@ -29,6 +29,7 @@ server {
         on_publish_done http://127.0.0.1:$TEST_NGINX_HTTP_PORT/ok;
         on_play_done http://127.0.0.1:$TEST_NGINX_HTTP_PORT/ok;
         on_done http://127.0.0.1:$TEST_NGINX_HTTP_PORT/ok;
+        on_disconnect http://127.0.0.1:$TEST_NGINX_HTTP_PORT/ok;
     }
 }
 --- run
@@ -63,6 +64,9 @@ my @done = wait_calls($rec, 'done', 2);
 sleep 1;
 is(scalar($rec->calls('done')), 2, 'on_done once for the publish and once for the play');
 is(scalar($rec->calls('publish_done')), 1, 'no second publish_done');
+my @disc = wait_calls($rec, 'disconnect', 2);
+is(scalar @disc, 2, 'on_disconnect once for the publisher and once for the player');
+is((grep { ($_->{fields}{name} // '') eq '' && $_->{fields}{app} eq 'live' } @disc), 2, 'with the session fields');
 
 
 
@@ -146,14 +150,23 @@ my $rec = recorder();
 my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
 my $guard = publish("$base/live/guard", loop => 1, timeout => 40);
 sleep 1;
-my $player = in_background(sub { (count_frames("$base/live/guard", 6))[0] });
+# The guard player: our client's bench mode measures the longest gap between media messages.
+my $player = in_background(sub {
+    my ($code, $out) = Test::Nginx::Rtmp::run_cmd([rtmp_cli(), 'bench', "$base/live/guard", '--players', '1',
+                                                   '--duration', '6', '--json'], timeout => 30);
+    my ($json) = grep { /^\{/ } reverse split /\n/, $out;
+    return eval { JSON::PP::decode_json($json // '{}') } // {};
+});
 my $t0 = Time::HiRes::time();
 my $out = `timeout 20 @{[rtmp_cli()]} publish $base/auth/x --file @{[media()]} 2>&1`;
 my $took = Time::HiRes::time() - $t0;
 isnt($? >> 8, 0, 'the publish waiting on a hanging server is refused');
 ok($took >= 2.5 && $took < 8, sprintf('after about netcall_timeout (%.1f s)', $took));
-my ($gv) = result_of($player, 30);
-cmp_ok($gv // 0, '>=', 130, 'the guard player kept receiving while the callback hung');
+my ($g) = result_of($player, 40);
+cmp_ok($g->{video_frames} // $g->{frames} // 0, '>', 0, 'the guard player received media') or diag(explain($g));
+# Media comes every 23-40 ms; a worker blocked by the callback would leave a gap of seconds. The
+# 50 ms figure of the issue is checked by scripts/bench (hls scenario), not by a timed test.
+cmp_ok($g->{gap_max_ms} // 1e9, '<', 500, "no gap while the callback hung (longest $g->{gap_max_ms} ms)");
 stop($guard);
 --- error_log
 /notify: on_publish http:\/\/127\.0\.0\.1:\d+\/hang: .*tim/

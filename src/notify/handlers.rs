@@ -94,7 +94,9 @@ fn base(s: &Session) -> Fields {
         .add("tcurl", &s.info.tc_url)
         .add("pageurl", &s.info.page_url)
         .add("addr", s.conn.peer_addr().map(|a| a.to_string()).unwrap_or_default())
-        .add("clientid", s.peer.id);
+        .add("clientid", s.peer.id)
+        // The arguments of the connect URL go with every call of the session, as in arut.
+        .add_query(&s.info.args);
     f
 }
 
@@ -422,7 +424,7 @@ pub fn disconnect(s: &mut Session) {
     let Some(conf) = conf(s) else { return };
     if let Some(url) = conf.on_disconnect {
         let mut f = base(s);
-        f.add("call", "disconnect").add_query(&s.info.args);
+        f.add("call", "disconnect");
         let opts = options(s, conf, &f);
         detached(s.srv_ctx.main::<NotifyModule>(), url, opts, s.log, "on_disconnect");
     }
