@@ -154,7 +154,7 @@ sleep 1;
 my $player = in_background(sub {
     my ($code, $out) = Test::Nginx::Rtmp::run_cmd([rtmp_cli(), 'bench', "$base/live/guard", '--players', '1',
                                                    '--duration', '6', '--json'], timeout => 30);
-    my ($json) = grep { /^\{/ } reverse split /\n/, $out;
+    my ($json) = $out =~ /(\{.*\})/s;
     return eval { JSON::PP::decode_json($json // '{}') } // {};
 });
 my $t0 = Time::HiRes::time();
