@@ -85,18 +85,23 @@ fn ctx(s: &mut Session) -> Option<&mut NotifyCtx> {
     s.ext.get_mut::<NotifyCtx>()
 }
 
-/// The fields every call but connect starts with: `app flashver swfurl tcurl pageurl addr clientid`.
-fn base(s: &Session) -> Fields {
+/// What every call says about the session: `app flashver swfurl tcurl pageurl addr`.
+fn session_fields(s: &Session) -> Fields {
     let mut f = Fields::default();
     f.add("app", &s.info.app)
         .add("flashver", &s.info.flashver)
         .add("swfurl", &s.info.swf_url)
         .add("tcurl", &s.info.tc_url)
         .add("pageurl", &s.info.page_url)
-        .add("addr", s.conn.peer_addr().map(|a| a.to_string()).unwrap_or_default())
-        .add("clientid", s.peer.id)
-        // The arguments of the connect URL go with every call of the session, as in arut.
-        .add_query(&s.info.args);
+        .add("addr", s.conn.peer_addr().map(|a| a.to_string()).unwrap_or_default());
+    f
+}
+
+/// The fields every call but connect starts with: the session's, `clientid`, and the arguments of
+/// the connect URL (they go with every call of the session, as in arut).
+fn base(s: &Session) -> Fields {
+    let mut f = session_fields(s);
+    f.add("clientid", s.peer.id).add_query(&s.info.args);
     f
 }
 
@@ -164,16 +169,8 @@ fn detached(main: &'static NotifyMainConf, url: Url, opts: netcall::CallOptions,
 pub fn connect(s: &mut Session) -> Step {
     let Some(conf) = conf(s) else { return Step::Continue };
     let Some(url) = conf.on_connect else { return Step::Continue };
-    let mut f = Fields::default();
-    f.add("app", &s.info.app)
-        .add("flashver", &s.info.flashver)
-        .add("swfurl", &s.info.swf_url)
-        .add("tcurl", &s.info.tc_url)
-        .add("pageurl", &s.info.page_url)
-        .add("addr", s.conn.peer_addr().map(|a| a.to_string()).unwrap_or_default())
-        .add("epoch", s.started_ms)
-        .add("call", "connect")
-        .add_query(&s.info.args.clone());
+    let mut f = session_fields(s);
+    f.add("epoch", s.started_ms).add("call", "connect").add_query(&s.info.args);
     let opts = options(s, conf, &f);
     let waiter = Waiter::new(s);
     let w = waiter.clone();
