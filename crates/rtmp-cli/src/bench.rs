@@ -11,14 +11,13 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
 use mio::{Events, Poll, Token};
-use rtmp_proto::flv::{self, audio_tag_info, video_tag_info, FlvTag};
-use rtmp_proto::message::{csid, msg_type, RawMessage};
+use rtmp_proto::flv::{audio_tag_info, video_tag_info};
+use rtmp_proto::message::{msg_type, RawMessage};
 use serde::Serialize;
 
 use crate::conn::{resolve, Conn, ConnError, ConnEvent, Role, Stage};
-use crate::publish::MAX_BACKLOG;
+use crate::publish::{Media, Source, MAX_BACKLOG};
 use crate::stats::{percentile, Histogram};
 use crate::url::RtmpUrl;
 use crate::CliError;
@@ -105,112 +104,9 @@ impl Gap {
 /// its player to count as live.
 const LIVE_EDGE_MS: u64 = 500;
 
-/// The file's tags, loaded once and shared by all publishers: rebased to start at 0, metadata
-/// already wrapped as `@setDataFrame` (as `publish::Source` sends it).
-struct Media {
-    tags: Vec<FlvTag>,
-    base_ts: u32,
-    /// How far each loop shifts timestamps: the file's span plus one average tag gap.
-    cycle_ms: u32,
-}
-
-impl Media {
-    fn load(path: &Path) -> Result<Media, CliError> {
-        let data = std::fs::read(path).map_err(|source| CliError::File {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut tags = flv::read_all(&data).map_err(|source| CliError::Flv {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if !tags
-            .iter()
-            .any(|t| t.tag_type == msg_type::AUDIO || t.tag_type == msg_type::VIDEO)
-        {
-            return Err(CliError::Other(format!(
-                "{}: no audio or video tags",
-                path.display()
-            )));
-        }
-        for t in &mut tags {
-            if t.tag_type != msg_type::AUDIO && t.tag_type != msg_type::VIDEO {
-                t.data = set_data_frame(&t.data);
-            }
-        }
-        let base_ts = tags.iter().map(|t| t.timestamp).min().unwrap_or(0);
-        let last_ts = tags.iter().map(|t| t.timestamp).max().unwrap_or(0);
-        let span = last_ts.saturating_sub(base_ts);
-        let gap = span / u32::try_from(tags.len().saturating_sub(1).max(1)).unwrap_or(u32::MAX);
-        Ok(Media {
-            tags,
-            base_ts,
-            cycle_ms: span.saturating_add(gap.max(1)),
-        })
-    }
-}
-
-/// Metadata goes to the server as `@setDataFrame("onMetaData", …)` so it keeps it for late
-/// players; other data (cue points) goes as is.
-fn set_data_frame(data: &Bytes) -> Bytes {
-    const ON_METADATA: &[u8] = b"\x02\x00\x0aonMetaData";
-    if !data.starts_with(ON_METADATA) {
-        return data.clone();
-    }
-    let mut b = BytesMut::with_capacity(data.len() + 16);
-    b.put_slice(b"\x02\x00\x0d@setDataFrame");
-    b.put_slice(data);
-    b.freeze()
-}
-
-/// One publisher's position in the shared, endlessly looping `Media`.
-struct Feed {
-    media: Rc<Media>,
-    next: usize,
-    loops: u32,
-}
-
-impl Feed {
-    fn new(media: Rc<Media>) -> Feed {
-        Feed {
-            media,
-            next: 0,
-            loops: 0,
-        }
-    }
-
-    fn out_ts(&self, tag: &FlvTag) -> u32 {
-        tag.timestamp
-            .saturating_sub(self.media.base_ts)
-            .wrapping_add(self.loops.wrapping_mul(self.media.cycle_ms))
-    }
-
-    fn next_ts(&self) -> Option<u32> {
-        self.media.tags.get(self.next).map(|t| self.out_ts(t))
-    }
-
-    /// The next message and the chunk stream to send it on.
-    fn take(&mut self, stream_id: u32) -> Option<(u32, RawMessage)> {
-        let media = Rc::clone(&self.media);
-        let tag = media.tags.get(self.next)?;
-        let cs = match tag.tag_type {
-            msg_type::AUDIO => csid::AUDIO,
-            msg_type::VIDEO => csid::VIDEO,
-            _ => csid::DATA,
-        };
-        let msg = RawMessage::new(tag.tag_type, stream_id, self.out_ts(tag), tag.data.clone());
-        self.next += 1;
-        if self.next >= media.tags.len() {
-            self.next = 0;
-            self.loops = self.loops.wrapping_add(1);
-        }
-        Some((cs, msg))
-    }
-}
-
 struct Publisher {
     conn: Option<Conn>,
-    feed: Feed,
+    feed: Source,
     started: Option<Instant>,
     newest_ts: Option<u32>,
     frames: u64,
@@ -361,7 +257,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
         for j in 0..k {
             let mut pb = Publisher {
                 conn: None,
-                feed: Feed::new(Rc::clone(&media)),
+                feed: Source::new(Rc::clone(&media), true),
                 started: None,
                 newest_ts: None,
                 frames: 0,

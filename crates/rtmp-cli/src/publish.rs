@@ -2,6 +2,7 @@
 //! (the file as a possibly looping message sequence) is shared with the bench publisher.
 
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -18,19 +19,17 @@ pub const MAX_BACKLOG: usize = 1 << 20;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The file's tags, rebased to start at 0 and, when looping, repeated with growing timestamps.
-pub struct Source {
+/// An FLV file's tags, loaded once (and shared by every bench publisher): metadata already
+/// wrapped as `@setDataFrame`, with what looping needs to know.
+pub struct Media {
     tags: Vec<FlvTag>,
-    next: usize,
     base_ts: u32,
     /// How far each loop shifts timestamps: the file's span plus one average tag gap.
     cycle_ms: u32,
-    loops: u32,
-    looping: bool,
 }
 
-impl Source {
-    pub fn load(path: &Path, looping: bool) -> Result<Source, CliError> {
+impl Media {
+    pub fn load(path: &Path) -> Result<Media, CliError> {
         let data = std::fs::read(path).map_err(|source| CliError::File {
             path: path.to_path_buf(),
             source,
@@ -48,50 +47,78 @@ impl Source {
                 path.display()
             )));
         }
-        Ok(Source::from_tags(tags, looping))
+        Ok(Media::from_tags(tags))
     }
 
-    /// A source over tags made in memory (e.g. a synthetic stream); `tags` is not empty.
-    pub fn from_tags(tags: Vec<FlvTag>, looping: bool) -> Source {
+    /// Tags made in memory (e.g. a synthetic stream); `tags` is not empty.
+    pub fn from_tags(mut tags: Vec<FlvTag>) -> Media {
+        for t in &mut tags {
+            if t.tag_type != msg_type::AUDIO && t.tag_type != msg_type::VIDEO {
+                t.data = set_data_frame(&t.data);
+            }
+        }
         let base_ts = tags.iter().map(|t| t.timestamp).min().unwrap_or(0);
         let last_ts = tags.iter().map(|t| t.timestamp).max().unwrap_or(0);
         let span = last_ts.saturating_sub(base_ts);
         let gap = span / u32::try_from(tags.len().saturating_sub(1).max(1)).unwrap_or(u32::MAX);
-        let cycle_ms = span.saturating_add(gap.max(1));
-        Source {
+        Media {
             tags,
-            next: 0,
             base_ts,
-            cycle_ms,
+            cycle_ms: span.saturating_add(gap.max(1)),
+        }
+    }
+}
+
+/// A position in a `Media`: its tags rebased to start at 0 and, when looping, repeated with
+/// growing timestamps.
+pub struct Source {
+    media: Rc<Media>,
+    next: usize,
+    loops: u32,
+    looping: bool,
+}
+
+impl Source {
+    pub fn new(media: Rc<Media>, looping: bool) -> Source {
+        Source {
+            media,
+            next: 0,
             loops: 0,
             looping,
         }
     }
 
+    pub fn load(path: &Path, looping: bool) -> Result<Source, CliError> {
+        Ok(Source::new(Rc::new(Media::load(path)?), looping))
+    }
+
+    pub fn from_tags(tags: Vec<FlvTag>, looping: bool) -> Source {
+        Source::new(Rc::new(Media::from_tags(tags)), looping)
+    }
+
     /// The timestamp (ms from stream start) the next message will carry.
     pub fn next_ts(&self) -> Option<u32> {
-        let tag = self.tags.get(self.next)?;
+        let tag = self.media.tags.get(self.next)?;
         Some(self.out_ts(tag))
     }
 
     fn out_ts(&self, tag: &FlvTag) -> u32 {
         tag.timestamp
-            .saturating_sub(self.base_ts)
-            .wrapping_add(self.loops.wrapping_mul(self.cycle_ms))
+            .saturating_sub(self.media.base_ts)
+            .wrapping_add(self.loops.wrapping_mul(self.media.cycle_ms))
     }
 
     /// The next message and the chunk stream to send it on.
     pub fn take(&mut self, stream_id: u32) -> Option<(u32, RawMessage)> {
-        let tag = self.tags.get(self.next)?;
-        let ts = self.out_ts(tag);
-        let (cs, payload) = match tag.tag_type {
-            msg_type::AUDIO => (csid::AUDIO, tag.data.clone()),
-            msg_type::VIDEO => (csid::VIDEO, tag.data.clone()),
-            _ => (csid::DATA, set_data_frame(&tag.data)),
+        let tag = self.media.tags.get(self.next)?;
+        let cs = match tag.tag_type {
+            msg_type::AUDIO => csid::AUDIO,
+            msg_type::VIDEO => csid::VIDEO,
+            _ => csid::DATA,
         };
-        let msg = RawMessage::new(tag.tag_type, stream_id, ts, payload);
+        let msg = RawMessage::new(tag.tag_type, stream_id, self.out_ts(tag), tag.data.clone());
         self.next += 1;
-        if self.next >= self.tags.len() && self.looping {
+        if self.next >= self.media.tags.len() && self.looping {
             self.next = 0;
             self.loops = self.loops.wrapping_add(1);
         }
