@@ -11,6 +11,7 @@ pub mod log;
 pub mod netcall;
 pub mod ngx;
 pub mod notify;
+pub mod relay;
 
 use std::ffi::c_char;
 use std::ptr::{addr_of, null};
@@ -21,7 +22,7 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 10] = [
+pub static mut ngx_modules: [*const ngx_module_t; 11] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
     // No hooks: the HTTP client (netcall_* directives) that notify callbacks use.
@@ -33,6 +34,8 @@ pub static mut ngx_modules: [*const ngx_module_t; 10] = [
     addr_of!(access::ngx_rtmp_rs_access_module),
     // Before hls and live: a callback may refuse or rename the stream first.
     addr_of!(notify::ngx_rtmp_rs_notify_module),
+    // After notify (whose redirects it acts on), before hls and live (which serve what it pulls).
+    addr_of!(relay::ngx_rtmp_rs_relay_module),
     // Before live: its publish check must run before live accepts the stream.
     addr_of!(hls::ngx_rtmp_rs_hls_module),
     addr_of!(live::ngx_rtmp_rs_live_module),
@@ -41,7 +44,7 @@ pub static mut ngx_modules: [*const ngx_module_t; 10] = [
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 10] = [
+pub static mut ngx_module_names: [*const c_char; 11] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
     c"ngx_rtmp_rs_netcall_module".as_ptr(),
@@ -49,6 +52,7 @@ pub static mut ngx_module_names: [*const c_char; 10] = [
     c"ngx_rtmp_rs_limit_module".as_ptr(),
     c"ngx_rtmp_rs_access_module".as_ptr(),
     c"ngx_rtmp_rs_notify_module".as_ptr(),
+    c"ngx_rtmp_rs_relay_module".as_ptr(),
     c"ngx_rtmp_rs_hls_module".as_ptr(),
     c"ngx_rtmp_rs_live_module".as_ptr(),
     null(),

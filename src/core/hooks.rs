@@ -31,6 +31,9 @@ pub enum Resume {
     Rename(String),
     /// Refuse: logged at info, the client is closed (the hook sends its own status first).
     Close(String),
+    /// Go on, relaying the stream to (publish) or from (play) an `rtmp://` URL, under another
+    /// local name if given (a notify redirect to `rtmp://`); the relay module acts on it.
+    Relay { url: String, name: Option<String> },
 }
 
 /// The handle a hook returns in `Step::Wait` and keeps to answer later.
@@ -77,6 +80,8 @@ pub struct PublishReq {
     pub args: String,
     /// live, record or append.
     pub kind: String,
+    /// An `rtmp://` URL to push this stream to as well (set by a redirect).
+    pub relay: Option<String>,
 }
 
 /// A `play` request after core validated it.
@@ -89,6 +94,8 @@ pub struct PlayReq {
     pub start: f64,
     pub duration: f64,
     pub reset: bool,
+    /// An `rtmp://` URL to pull this stream from (set by a redirect).
+    pub relay: Option<String>,
 }
 
 pub type ConnectHook = fn(&mut Session) -> Step;
@@ -99,6 +106,8 @@ pub type StreamHook = fn(&mut Session, u32) -> Step;
 pub type PauseHook = fn(&mut Session, u32, bool) -> Step;
 pub type ReceiveHook = fn(&mut Session, u32, bool, bool) -> Step;
 pub type DisconnectHook = fn(&mut Session);
+/// `_result`, `_error` and `onStatus` the server of an outgoing connection sent (stream id, command).
+pub type ReplyHook = fn(&mut Session, u32, &rtmp_proto::command::Command) -> Step;
 
 /// The ordered handler lists, kept in the core main conf.
 #[derive(Default)]
@@ -118,4 +127,8 @@ pub struct Hooks {
     /// receiveAudio / receiveVideo: (stream id, is_video, flag).
     pub receive: Vec<ReceiveHook>,
     pub disconnect: Vec<DisconnectHook>,
+    /// An outgoing connection (a relay) finished its handshake: time to send `connect`.
+    pub outgoing: Vec<ConnectHook>,
+    /// Answers from the server of an outgoing connection.
+    pub reply: Vec<ReplyHook>,
 }

@@ -51,13 +51,23 @@ pub struct ConnectInfo {
     pub caps: Capabilities,
 }
 
+mod outgoing;
+mod proto;
+
+pub use outgoing::Outgoing;
+pub use proto::Proto;
+
 pub struct Session {
     pub conn: Conn,
     pub log: Log,
     pub srv_ctx: CtxRef,
     /// The application, once `connect` succeeded.
     pub app_ctx: Option<CtxRef>,
-    pub proto: ServerSession,
+    pub proto: Proto,
+    /// An outgoing connection (a relay), described for log lines. Its local hooks run as for a
+    /// client, but what they send (statuses, user control) is not meant for the remote server
+    /// and is dropped: the relay module talks to the server with `send_upstream`.
+    pub relay: Option<String>,
     pub peer: Rc<Peer>,
     pub info: ConnectInfo,
     /// Message stream ids handed out by createStream.
@@ -109,7 +119,8 @@ impl Accept for SessionStarter {
             log: conn.log(),
             srv_ctx: server,
             app_ctx: None,
-            proto: ServerSession::new(cfg),
+            proto: Proto::Server(ServerSession::new(cfg)),
+            relay: None,
             peer,
             info: ConnectInfo::default(),
             streams: Vec::new(),
@@ -151,7 +162,10 @@ impl Handler for Session {
         if let Some(reason) = self.closing.take() {
             // Best effort: a final status (BadName, StreamNotFound…) should reach the client.
             let _ = self.peer.flush();
-            log_info!(self.log, "rtmp: closing: {}", reason);
+            match &self.relay {
+                Some(what) => log_info!(self.log, "rtmp: relay {}: closing: {}", what, reason),
+                None => log_info!(self.log, "rtmp: closing: {}", reason),
+            }
             self.disconnect();
             let _ = conn;
             return Flow::Close;
@@ -180,9 +194,12 @@ impl Session {
         self.closing.is_some()
     }
 
-    /// Sends a message on a chunk stream, encoded with the chunk size the client was told.
+    /// Sends a message on a chunk stream, encoded with the chunk size the client was told
+    /// (nothing on a relay: see `relay`).
     pub fn send(&self, cs: u32, msg: &RawMessage) {
-        self.peer.push(encode(cs, msg, self.peer.chunk_size.get()));
+        if self.relay.is_none() {
+            self.peer.push(encode(cs, msg, self.peer.chunk_size.get()));
+        }
     }
 
     pub fn send_status(&self, stream_id: u32, level: &str, code: &str, description: &str) {
@@ -325,6 +342,14 @@ impl Session {
                 ServerEvent::HandshakeDone => {
                     log_debug!(self.log, "rtmp: handshake done");
                     self.arm_read_timer();
+                    if self.relay.is_some() {
+                        for h in &hooks(self.srv_ctx).outgoing {
+                            let s = h(self);
+                            if !self.step(s) {
+                                break;
+                            }
+                        }
+                    }
                 }
                 ServerEvent::Command { stream_id, command, .. } => self.on_command(stream_id, command),
                 ServerEvent::BadCommand { stream_id, reason } => {
@@ -366,6 +391,9 @@ impl Session {
 
     fn on_command(&mut self, stream_id: u32, cmd: Command) {
         log_debug!(self.log, "rtmp: command {:?} on stream {}", cmd, stream_id);
+        if self.relay.is_some() {
+            return self.on_reply(stream_id, cmd);
+        }
         if !self.connected && !matches!(cmd, Command::Connect { .. }) {
             if let Command::Other { .. } | Command::Result { .. } | Command::Error { .. } = cmd {
                 return;
@@ -396,7 +424,7 @@ impl Session {
             }
             Command::Publish { tid, name, kind } => {
                 let (n, a) = command::split_name_args(&name);
-                let req = PublishReq { stream_id, tid, name: n.to_string(), args: a.to_string(), kind };
+                let req = PublishReq { stream_id, tid, name: n.to_string(), args: a.to_string(), kind, relay: None };
                 if !self.check_stream(stream_id) || !self.check_name(&req.name) {
                     self.send_status(stream_id, "error", "NetStream.Publish.BadName", "Invalid stream name");
                     return self.close("publish: bad stream id or name");
@@ -405,7 +433,16 @@ impl Session {
             }
             Command::Play { tid, name, start, duration, reset } => {
                 let (n, a) = command::split_name_args(&name);
-                let req = PlayReq { stream_id, tid, name: n.to_string(), args: a.to_string(), start, duration, reset };
+                let req = PlayReq {
+                    stream_id,
+                    tid,
+                    name: n.to_string(),
+                    args: a.to_string(),
+                    start,
+                    duration,
+                    reset,
+                    relay: None,
+                };
                 self.play(req);
             }
             Command::Play2 { tid, params } => {
@@ -417,13 +454,22 @@ impl Session {
                     .to_string();
                 let start = params.iter().find(|(k, _)| k == "start").and_then(|(_, v)| v.as_f64()).unwrap_or(-2.0);
                 let (n, a) = command::split_name_args(&name);
-                let req = PlayReq { stream_id, tid, name: n.to_string(), args: a.to_string(), start, duration: -1.0, reset: false };
+                let req = PlayReq {
+                    stream_id,
+                    tid,
+                    name: n.to_string(),
+                    args: a.to_string(),
+                    start,
+                    duration: -1.0,
+                    reset: false,
+                    relay: None,
+                };
                 self.play(req);
             }
             Command::Pause { pause, .. } => {
                 for h in &hooks.pause {
                     let s = h(self, stream_id, pause);
-            if !self.step(s) {
+                    if !self.step(s) {
                         break;
                     }
                 }
@@ -528,6 +574,26 @@ impl Session {
                 }
             }
             Resume::Close(reason) => return self.refuse(req, &reason),
+            Resume::Relay { url, name } => {
+                if let Some(n) = &name {
+                    if !self.check_name(n) {
+                        return self.refuse(req, &format!("redirected to a bad stream name \"{n}\""));
+                    }
+                }
+                match &mut req {
+                    Request::Publish(p) => {
+                        p.relay = Some(url);
+                        p.name = name.unwrap_or(std::mem::take(&mut p.name));
+                    }
+                    Request::Play(p) => {
+                        p.relay = Some(url);
+                        p.name = name.unwrap_or(std::mem::take(&mut p.name));
+                    }
+                    Request::Connect { .. } => {
+                        return self.refuse(req, &format!("connect redirected to {url}: only publish and play relay"))
+                    }
+                }
+            }
         }
         self.run_request(req, next);
     }
@@ -544,7 +610,9 @@ impl Session {
         let what = match req {
             Request::Connect { tid } => {
                 self.connected = true;
-                self.proto.accept_connect(tid, self.info.object_encoding, self.info.caps.server_reply());
+                if let Proto::Server(p) = &mut self.proto {
+                    p.accept_connect(tid, self.info.object_encoding, self.info.caps.server_reply());
+                }
                 self.peer.chunk_size.set(self.proto.out_chunk_size());
                 return;
             }
@@ -584,11 +652,7 @@ impl Session {
 
     /// Names become keys, and later file names (record, HLS): no separators, NUL or dot-dot.
     fn check_name(&self, name: &str) -> bool {
-        !name.is_empty()
-            && name.len() <= 512
-            && !name.contains(['/', '\\', '\0'])
-            && name != ".."
-            && name != "."
+        !name.is_empty() && name.len() <= 512 && !name.contains(['/', '\\', '\0']) && name != ".." && name != "."
     }
 
     fn on_connect(&mut self, tid: f64, props: Vec<(String, Amf0Value)>, _args: Vec<Amf0Value>) {
@@ -613,7 +677,10 @@ impl Session {
         };
         let found = self.srv().applications.iter().find(|(n, _)| *n == app).map(|(_, c)| *c);
         let Some(app_ctx) = found else {
-            self.send_command(0, command::connect_error(tid, "NetConnection.Connect.Rejected", "Application not found"));
+            self.send_command(
+                0,
+                command::connect_error(tid, "NetConnection.Connect.Rejected", "Application not found"),
+            );
             return self.close(&format!("connect: application \"{app}\" not found"));
         };
         self.app_ctx = Some(app_ctx);
@@ -644,4 +711,3 @@ pub fn encode(cs: u32, msg: &RawMessage, chunk_size: u32) -> Bytes {
     chunk::encode_standalone(cs, msg, chunk_size, &mut out);
     out.freeze()
 }
-

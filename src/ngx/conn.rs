@@ -188,7 +188,7 @@ impl Conn {
             }
             // SAFETY: live connection.
             unsafe { (*self.wev()).set_error(1) };
-            crate::log_info!(self.log(), "writev() failed: errno {}", err);
+            crate::log_info!(self.log(), "writev() failed: {} (errno {})", super::upstream::strerror(err), err);
             return Sent::Error;
         }
     }
@@ -305,10 +305,10 @@ fn dispatch<H: Handler>(ev: *mut ngx_event_t, write: bool) {
             Event::Shutdown
         } else {
             match (write, timedout) {
-            (false, false) => Event::Read,
-            (false, true) => Event::ReadTimeout,
-            (true, false) => Event::Write,
-            (true, true) => Event::WriteTimeout,
+                (false, false) => Event::Read,
+                (false, true) => Event::ReadTimeout,
+                (true, false) => Event::Write,
+                (true, true) => Event::WriteTimeout,
             }
         };
         if (*state).on_event(conn, kind) == Flow::Close {
@@ -341,5 +341,70 @@ impl Conn {
                 std::mem::size_of::<i32>() as u32,
             ) == 0
         }
+    }
+}
+
+/// Opens an outgoing TCP connection (a relay) as a `Conn` with its own pool, log, address and
+/// address text, so it is driven and closed like an accepted one. True when connected at once;
+/// otherwise the first write event tells (a failed connect shows up as a send/recv error).
+pub fn connect(addr: &std::net::SocketAddr, log: Log) -> Result<(Conn, bool), String> {
+    use nginx_sys::{ngx_peer_connection_t, ngx_str_t};
+    let (ss, socklen) = super::upstream::sockaddr(addr);
+    let text = addr.to_string();
+    // SAFETY: the pool is new and ours; everything nginx keeps pointers to (log, sockaddr, name)
+    // is allocated in it, so it lives as long as the connection, which `Conn::close` frees
+    // before destroying the pool. `log` is valid now (Log's contract) and copied by value
+    // without its handler and data, which point into another connection.
+    unsafe {
+        let pool = nginx_sys::ngx_create_pool(4096, log.raw());
+        if pool.is_null() {
+            return Err("out of memory".into());
+        }
+        let fail = move |why: String| {
+            nginx_sys::ngx_destroy_pool(pool);
+            Err(why)
+        };
+        let own_log = nginx_sys::ngx_pcalloc(pool, std::mem::size_of::<ngx_log_t>()) as *mut ngx_log_t;
+        let sa = nginx_sys::ngx_pcalloc(pool, socklen as usize) as *mut u8;
+        let name = nginx_sys::ngx_pcalloc(pool, std::mem::size_of::<ngx_str_t>()) as *mut ngx_str_t;
+        let name_data = nginx_sys::ngx_pcalloc(pool, text.len()) as *mut u8;
+        if own_log.is_null() || sa.is_null() || name.is_null() || name_data.is_null() {
+            return fail("out of memory".into());
+        }
+        ptr::write(own_log, ptr::read(log.raw()));
+        (*own_log).handler = None;
+        (*own_log).data = ptr::null_mut();
+        (*own_log).action = ptr::null_mut();
+        (*pool).log = own_log;
+        ptr::copy_nonoverlapping(ptr::addr_of!(ss) as *const u8, sa, socklen as usize);
+        ptr::copy_nonoverlapping(text.as_ptr(), name_data, text.len());
+        *name = ngx_str_t { len: text.len(), data: name_data };
+
+        let mut pc: ngx_peer_connection_t = std::mem::zeroed();
+        pc.sockaddr = sa.cast();
+        pc.socklen = socklen;
+        pc.name = name;
+        pc.get = Some(nginx_sys::ngx_event_get_peer);
+        pc.log = own_log;
+        pc.set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_INFO);
+        let rc = nginx_sys::ngx_event_connect_peer(&mut pc);
+        let err = nginx_sys::ngx_socket_errno();
+        let connected = match rc {
+            r if r == nginx_sys::NGX_OK as isize => true,
+            r if r == nginx_sys::NGX_AGAIN as isize => false,
+            r if r == nginx_sys::NGX_DECLINED as isize => {
+                return fail(format!("connect() to {text} failed: {}", super::upstream::strerror(err)))
+            }
+            _ => return fail(format!("no connection to {text} (see the error log)")),
+        };
+        let Some(conn) = Conn::from_raw(pc.connection) else { return fail("no connection".into()) };
+        let c = conn.c();
+        (*c).pool = pool;
+        (*c).sockaddr = sa.cast();
+        (*c).socklen = socklen;
+        (*c).addr_text = *name;
+        // Its log lines carry its own connection number ("*N").
+        (*own_log).connection = (*c).number;
+        Ok((conn, connected))
     }
 }

@@ -361,7 +361,7 @@ pub unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
 }
 
 /// A socket address in C form.
-fn sockaddr(addr: &SocketAddr) -> (nginx_sys::sockaddr_storage, nginx_sys::socklen_t) {
+pub(super) fn sockaddr(addr: &SocketAddr) -> (nginx_sys::sockaddr_storage, nginx_sys::socklen_t) {
     // SAFETY: sockaddr_storage is plain data, zero is a valid value; it is large and aligned
     // enough for both address families written into it.
     unsafe {

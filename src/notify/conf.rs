@@ -64,6 +64,9 @@ impl NotifyAppConf {
     pub fn update_strict(&self) -> bool {
         self.update_strict.unwrap_or(false)
     }
+    pub fn relay_redirect(&self) -> bool {
+        self.relay_redirect.unwrap_or(false)
+    }
 }
 
 impl Merge for NotifyAppConf {

@@ -74,7 +74,11 @@ struct NotifyCtx {
     meta: MetaState,
 }
 
+/// No callbacks for a relay's own connection (the stream it relays has its client's calls).
 fn conf(s: &Session) -> Option<&'static NotifyAppConf> {
+    if s.relay.is_some() {
+        return None;
+    }
     s.app_ctx.map(|a| a.app::<NotifyModule>())
 }
 
@@ -226,6 +230,11 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
     wait_for(s, conf, url, f, "on_play", req.stream_id, refusal, Some(accepted))
 }
 
+fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Runs when a waited-for answer lets the request go on (with the new name of a redirect).
 type Accepted = Box<dyn FnOnce(Option<&str>)>;
 
@@ -255,10 +264,12 @@ fn wait_for(
     let h = netcall::call(url, opts, s.log, move |r| {
         let resume = match verdict(url, what, r) {
             Verdict::Go => Resume::Continue,
-            Verdict::Redirect(l) if l.starts_with("rtmp://") => Resume::Close(format!(
-                "notify: {what} {} redirects to {l}: relaying needs the relay module, not available yet",
-                url.as_str()
-            )),
+            // arut: with notify_relay_redirect the local name is the MD5 of the URL, so every
+            // client redirected to one URL shares one relay.
+            Verdict::Redirect(l) if l.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("rtmp://")) => {
+                let name = conf.relay_redirect().then(|| md5_hex(&l));
+                Resume::Relay { url: l, name }
+            }
             Verdict::Redirect(name) => Resume::Rename(name),
             Verdict::Refuse(why) => Resume::Close(why),
         };
@@ -268,7 +279,7 @@ fn wait_for(
                     send_status(&p, stream_id, "error", refusal.0, refusal.1);
                 }
             }
-            (Resume::Rename(n), Some(f)) => f(Some(n)),
+            (Resume::Rename(n) | Resume::Relay { name: Some(n), .. }, Some(f)) => f(Some(n)),
             (_, Some(f)) => f(None),
             (_, None) => {}
         }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::conn::{resolve, Conn, ConnError, ConnEvent, Role, Stage};
 use crate::publish::{Media, Source, MAX_BACKLOG};
 use crate::stats::{percentile, Histogram};
-use crate::url::RtmpUrl;
+use rtmp_proto::url::RtmpUrl;
 use crate::CliError;
 
 const PUBLISH_START_TIMEOUT: Duration = Duration::from_secs(10);

@@ -16,7 +16,7 @@ use rtmp_proto::command::{self, Command};
 use rtmp_proto::message::{Control, RawMessage, UserControl};
 use rtmp_proto::session::{ClientSession, SessionConfig, SessionError, SessionEvent};
 
-use crate::url::RtmpUrl;
+use rtmp_proto::url::RtmpUrl;
 
 /// What the connection is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,8 +9,8 @@ mod probe;
 mod publish;
 mod stats;
 mod synth;
-mod url;
 
+use rtmp_proto::url;
 use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -10,7 +10,7 @@ use rtmp_proto::flv;
 use rtmp_proto::message::msg_type;
 
 use crate::conn::{ConnError, ConnEvent, Role, Single, Stage};
-use crate::url::RtmpUrl;
+use rtmp_proto::url::RtmpUrl;
 use crate::CliError;
 
 pub struct PlayArgs<'a> {

@@ -10,7 +10,7 @@ use rtmp_proto::message::{msg_type, RawMessage};
 use serde::Serialize;
 
 use crate::conn::{ConnEvent, Role, Single};
-use crate::url::RtmpUrl;
+use rtmp_proto::url::RtmpUrl;
 use crate::CliError;
 
 /// How long to wait for the other kind of frame once one arrived, when metadata does not say the

@@ -11,7 +11,7 @@ use rtmp_proto::message::{csid, msg_type, RawMessage};
 
 use crate::conn::{ConnEvent, Role, Single};
 use crate::synth::Synthetic;
-use crate::url::RtmpUrl;
+use rtmp_proto::url::RtmpUrl;
 use crate::CliError;
 
 /// How much unsent output we tolerate before waiting for the socket (keeps --fast bounded).

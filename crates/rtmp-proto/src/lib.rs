@@ -15,5 +15,6 @@ pub mod http;
 pub mod message;
 pub mod mpegts;
 pub mod session;
+pub mod url;
 
 pub use message::RawMessage;

@@ -351,6 +351,13 @@ impl ClientSession {
         ClientSession { handshake: ClientHandshake::new(false), core: Core::new(cfg, ChunkEncoder::new()) }
     }
 
+    /// A signing client whose every message has a full (type 0) chunk header, so that other
+    /// writers may share its chunk streams (a relay inside a server, whose fan-out writes
+    /// pre-encoded messages on the same connection).
+    pub fn standalone(cfg: SessionConfig) -> Self {
+        ClientSession { handshake: ClientHandshake::new(true), core: Core::new(cfg, ChunkEncoder::standalone()) }
+    }
+
     /// Writes C0C1 to `output()`; call once, before `feed`.
     pub fn start(&mut self) {
         self.handshake.start(&mut self.core.out);

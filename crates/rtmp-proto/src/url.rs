@@ -1,5 +1,5 @@
-//! `rtmp://host[:port]/app/name` parsing: where to connect, and the app, tcUrl and stream name the
-//! commands carry.
+//! `rtmp://host[:port]/app/name` parsing (client CLI and relays): where to connect, and the app,
+//! tcUrl and stream name the commands carry.
 
 use std::fmt;
 

@@ -1,0 +1,304 @@
+//! The relay module's hooks. On the client side: a publish or play carrying a relay URL (a notify
+//! redirect) opens the relay; the end of that publish, or of the last play using a pull, closes
+//! it. On the relay's own session: connect, createStream, then play (pull) or publish (push) on
+//! the remote server, and once it says Start, the local publish or play.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::{Rc, Weak};
+
+use rtmp_proto::amf0::Amf0Value;
+use rtmp_proto::caps::{self, Capabilities};
+use rtmp_proto::command::{self, Command};
+use rtmp_proto::message::msg_type;
+use rtmp_proto::url::{RtmpUrl, UrlError};
+use rtmp_proto::RawMessage;
+
+use crate::core::hooks::{PlayReq, PublishReq, Step};
+use crate::core::peer::Peer;
+use crate::core::session::{ConnectInfo, Outgoing, Session};
+use crate::log_info;
+
+use super::{Pull, RelayModule};
+
+const TID_CONNECT: f64 = 1.0;
+const TID_CREATE_STREAM: f64 = 2.0;
+const FLASHVER: &str = "LNX 9,0,124,2";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Pull,
+    Push,
+}
+
+/// State of a relay's own (outgoing) session.
+struct RelayCtx {
+    role: Role,
+    url: RtmpUrl,
+    /// The stream's name on this server.
+    local: String,
+    /// The remote stream id, once created.
+    stream_id: Option<u32>,
+    /// The local publish (pull) or play (push) has begun.
+    started: bool,
+}
+
+/// What a client's session started: pushes of its publishes, pulls its plays use.
+#[derive(Default)]
+struct Started {
+    pushes: Vec<(u32, Weak<Peer>)>,
+    pulls: Vec<(u32, (usize, String))>,
+}
+
+fn started(s: &mut Session) -> Option<&mut Started> {
+    if s.ext.get::<Started>().is_none() {
+        s.ext.insert(Started::default());
+    }
+    s.ext.get_mut::<Started>()
+}
+
+/// Where to connect: the URL's stream name defaults to the local one; the host must be an
+/// address (a worker must not block on name resolution; arut has the same rule).
+fn target(url: &str, local: &str) -> Result<(RtmpUrl, SocketAddr), String> {
+    let u = match RtmpUrl::parse(url) {
+        Ok(u) => u,
+        Err(UrlError::NoName(_)) => {
+            RtmpUrl::parse(&format!("{}/{}", url.trim_end_matches('/'), local)).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let ip: IpAddr = if u.host.eq_ignore_ascii_case("localhost") {
+        Ipv4Addr::LOCALHOST.into()
+    } else {
+        u.host.parse().map_err(|_| format!("{url}: the host must be an IP address (workers resolve no names)"))?
+    };
+    let addr = SocketAddr::new(ip, u.port);
+    Ok((u, addr))
+}
+
+/// Opens the relay's connection.
+fn open(s: &Session, role: Role, url: &str, local: &str) -> Result<Rc<Peer>, String> {
+    let app = s.app_ctx.ok_or("no application")?;
+    let (u, addr) = target(url, local)?;
+    let what = match role {
+        Role::Pull => format!("pull \"{local}\" from {u}"),
+        Role::Push => format!("push \"{local}\" to {u}"),
+    };
+    let info = ConnectInfo {
+        app: s.info.app.clone(),
+        tc_url: u.tc_url(),
+        flashver: FLASHVER.to_string(),
+        // Whatever codec the stream has is relayed.
+        caps: Capabilities { video: vec!["*".into()], audio: vec!["*".into()], enhanced: true },
+        ..ConnectInfo::default()
+    };
+    log_info!(s.log, "rtmp: relay: {}", what);
+    let ctx = RelayCtx { role, url: u, local: local.to_string(), stream_id: None, started: false };
+    let o = Outgoing { addr, srv_ctx: s.srv_ctx, app_ctx: app, info, what, log: s.log };
+    Session::connect_out(o, |ext| ext.insert(ctx))
+}
+
+/// After live accepted a publish redirected to `rtmp://`: push it there too.
+pub fn published(s: &mut Session, req: &PublishReq) -> Step {
+    let Some(url) = req.relay.as_deref() else { return Step::Continue };
+    match open(s, Role::Push, url, &req.name) {
+        Ok(peer) => {
+            if let Some(st) = started(s) {
+                st.pushes.push((req.stream_id, Rc::downgrade(&peer)));
+            }
+        }
+        // The local stream goes on; the log says why it is not relayed.
+        Err(e) => log_info!(s.log, "rtmp: relay: push \"{}\" to {}: {}", req.name, url, e),
+    }
+    Step::Continue
+}
+
+/// A play redirected to `rtmp://`: pull the stream unless a pull of it runs already; the player
+/// then joins the local stream and gets it once the pull publishes.
+pub fn play(s: &mut Session, req: &PlayReq) -> Step {
+    let Some(url) = req.relay.as_deref() else { return Step::Continue };
+    let Some(app) = s.app_ctx else { return Step::Continue };
+    let key = (app.id(), req.name.clone());
+    let main = s.srv_ctx.main::<RelayModule>();
+    let running = main.pulls.borrow_mut().get_mut(&key).filter(|p| p.peer.strong_count() > 0).map(|p| p.players += 1);
+    if running.is_none() {
+        match open(s, Role::Pull, url, &req.name) {
+            Ok(peer) => {
+                main.pulls.borrow_mut().insert(key.clone(), Pull { peer: Rc::downgrade(&peer), players: 1 });
+            }
+            Err(e) => {
+                s.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "Relay failed");
+                return Step::Close(format!("relay: pull \"{}\" from {}: {}", req.name, url, e));
+            }
+        }
+    }
+    if let Some(st) = started(s) {
+        st.pulls.push((req.stream_id, key));
+    }
+    Step::Continue
+}
+
+/// The relay's handshake is done: connect to the remote application.
+pub fn outgoing(s: &mut Session) -> Step {
+    let Some(ctx) = s.ext.get::<RelayCtx>() else { return Step::Continue };
+    let props = match ctx.role {
+        // Announce that any Enhanced RTMP codec is welcome: it is only forwarded.
+        Role::Pull => caps::client_props(&["*"]),
+        Role::Push => Vec::new(),
+    };
+    let connect = command::connect_with(TID_CONNECT, &ctx.url.app, &ctx.url.tc_url(), props);
+    s.set_out_chunk_size(s.srv().chunk_size());
+    s.send_upstream(0, connect);
+    Step::Stop
+}
+
+fn status_field<'a>(info: &'a [(String, Amf0Value)], key: &str) -> &'a str {
+    info.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_str()).unwrap_or_default()
+}
+
+/// The remote server's answers, step by step.
+pub fn reply(s: &mut Session, _stream_id: u32, cmd: &Command) -> Step {
+    let Some(ctx) = s.ext.get_mut::<RelayCtx>() else { return Step::Continue };
+    match cmd {
+        Command::Result { tid, .. } if *tid == TID_CONNECT => {
+            s.send_upstream(0, command::create_stream(TID_CREATE_STREAM));
+        }
+        Command::Result { tid, args } if *tid == TID_CREATE_STREAM => {
+            let id = args
+                .iter()
+                .filter_map(Amf0Value::as_f64)
+                .find(|v| v.is_finite() && *v >= 1.0 && *v <= f64::from(u32::MAX));
+            let Some(id) = id.map(|v| v as u32) else {
+                return Step::Close("the server's createStream answer has no stream id".into());
+            };
+            ctx.stream_id = Some(id);
+            let payload = match ctx.role {
+                Role::Pull => command::play(0.0, &ctx.url.name, -1000.0),
+                Role::Push => command::publish(0.0, &ctx.url.name, "live"),
+            };
+            s.send_upstream(id, payload);
+        }
+        Command::Error { args, .. } => {
+            let why = args.iter().find_map(|v| match v {
+                Amf0Value::Object(p) => Some(status_field(p, "description").to_string()),
+                _ => None,
+            });
+            return Step::Close(format!("the server refused: {}", why.unwrap_or_default()));
+        }
+        Command::OnStatus { info } => {
+            let (level, code) = (status_field(info, "level"), status_field(info, "code"));
+            let start = match ctx.role {
+                Role::Pull => "NetStream.Play.Start",
+                Role::Push => "NetStream.Publish.Start",
+            };
+            if level == "error" {
+                return Step::Close(format!("the server answered {code}: {}", status_field(info, "description")));
+            }
+            if matches!(code, "NetStream.Play.UnpublishNotify" | "NetStream.Play.Stop" | "NetStream.Play.Complete") {
+                return Step::Close(format!("the server ended the stream ({code})"));
+            }
+            if code == start && !ctx.started {
+                ctx.started = true;
+                let (role, name, stream_id) = (ctx.role, ctx.local.clone(), ctx.stream_id.unwrap_or(1));
+                log_info!(s.log, "rtmp: relay: {}: {}", s.relay.as_deref().unwrap_or_default(), code);
+                match role {
+                    Role::Pull => s.publish_local(PublishReq {
+                        stream_id,
+                        tid: 0.0,
+                        name,
+                        args: String::new(),
+                        kind: "live".into(),
+                        relay: None,
+                    }),
+                    Role::Push => s.play_local(PlayReq {
+                        stream_id,
+                        tid: 0.0,
+                        name,
+                        args: String::new(),
+                        start: -1.0,
+                        duration: -1.0,
+                        reset: false,
+                        relay: None,
+                    }),
+                }
+            }
+        }
+        _ => {}
+    }
+    Step::Stop
+}
+
+/// A pulled stream's server-side notes (`|RtmpSampleAccess`) are not media of the stream.
+pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
+    let note =
+        msg.msg_type == msg_type::AMF0_DATA && msg.payload.first() == Some(&0x02) && msg.payload.get(3) == Some(&b'|');
+    if s.relay.is_some() && note {
+        return Step::Stop;
+    }
+    Step::Continue
+}
+
+pub fn close_stream(s: &mut Session, stream_id: u32) -> Step {
+    finish(s, Some(stream_id));
+    Step::Continue
+}
+
+pub fn disconnect(s: &mut Session) {
+    finish(s, None);
+    // A pull that ends forgets its place, so the next redirected player starts a new one.
+    let Some(ctx) = s.ext.get::<RelayCtx>() else { return };
+    if ctx.role == Role::Pull {
+        let Some(app) = s.app_ctx else { return };
+        let key = (app.id(), ctx.local.clone());
+        let mut pulls = s.srv_ctx.main::<RelayModule>().pulls.borrow_mut();
+        if pulls.get(&key).is_some_and(|p| std::ptr::eq(p.peer.as_ptr(), Rc::as_ptr(&s.peer))) {
+            pulls.remove(&key);
+        }
+    }
+}
+
+/// The client's publish (or play) of `stream_id` (or all) ended: its pushes stop, its pulls
+/// lose a player and stop with the last one.
+fn finish(s: &mut Session, stream_id: Option<u32>) {
+    let Some(st) = s.ext.get_mut::<Started>() else { return };
+    let ends = |id: u32| stream_id.is_none_or(|x| x == id);
+    let (pushes, keep): (Vec<_>, Vec<_>) = st.pushes.drain(..).partition(|(id, _)| ends(*id));
+    st.pushes = keep;
+    let (pulls, keep): (Vec<_>, Vec<_>) = st.pulls.drain(..).partition(|(id, _)| ends(*id));
+    st.pulls = keep;
+    for (_, peer) in pushes {
+        if let Some(p) = peer.upgrade() {
+            p.request_close("the published stream ended".into());
+        }
+    }
+    let mut all = s.srv_ctx.main::<RelayModule>().pulls.borrow_mut();
+    for (_, key) in pulls {
+        let Some(pull) = all.get_mut(&key) else { continue };
+        pull.players = pull.players.saturating_sub(1);
+        if pull.players == 0 {
+            if let Some(p) = pull.peer.upgrade() {
+                p.request_close("no player left".into());
+            }
+            all.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let (u, a) = target("rtmp://127.0.0.1:1940/origin/src?k=v", "local").unwrap();
+        assert_eq!((u.app.as_str(), u.name.as_str(), a.to_string()), ("origin", "src?k=v", "127.0.0.1:1940".into()));
+        assert_eq!(u.tc_url(), "rtmp://127.0.0.1:1940/origin");
+        // No stream name in the URL: the local one.
+        let (u, a) = target("RTMP://[::1]/origin/", "cam").unwrap();
+        assert_eq!((u.name.as_str(), a.to_string()), ("cam", "[::1]:1935".into()));
+        let (_, a) = target("rtmp://localhost/origin", "cam").unwrap();
+        assert_eq!(a.to_string(), "127.0.0.1:1935");
+        assert!(target("rtmp://origin.example/app/x", "cam").unwrap_err().contains("IP address"));
+        assert!(target("rtmp://127.0.0.1:99999/app/x", "cam").is_err());
+        assert!(target("rtmp://127.0.0.1", "cam").is_err());
+    }
+}
