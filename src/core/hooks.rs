@@ -98,6 +98,14 @@ pub struct PlayReq {
     pub relay: Option<String>,
 }
 
+impl PlayReq {
+    /// A play of `name`, whose `?args` part (if any) goes to `args`.
+    pub fn new(stream_id: u32, tid: f64, name: &str, start: f64, duration: f64, reset: bool) -> Self {
+        let (n, a) = rtmp_proto::command::split_name_args(name);
+        PlayReq { stream_id, tid, name: n.to_string(), args: a.to_string(), start, duration, reset, relay: None }
+    }
+}
+
 pub type ConnectHook = fn(&mut Session) -> Step;
 pub type PublishHook = fn(&mut Session, &PublishReq) -> Step;
 pub type PlayHook = fn(&mut Session, &PlayReq) -> Step;

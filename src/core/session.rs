@@ -432,18 +432,7 @@ impl Session {
                 self.run_request(Request::Publish(req), 0);
             }
             Command::Play { tid, name, start, duration, reset } => {
-                let (n, a) = command::split_name_args(&name);
-                let req = PlayReq {
-                    stream_id,
-                    tid,
-                    name: n.to_string(),
-                    args: a.to_string(),
-                    start,
-                    duration,
-                    reset,
-                    relay: None,
-                };
-                self.play(req);
+                self.play(PlayReq::new(stream_id, tid, &name, start, duration, reset));
             }
             Command::Play2 { tid, params } => {
                 let name = params
@@ -453,18 +442,7 @@ impl Session {
                     .unwrap_or_default()
                     .to_string();
                 let start = params.iter().find(|(k, _)| k == "start").and_then(|(_, v)| v.as_f64()).unwrap_or(-2.0);
-                let (n, a) = command::split_name_args(&name);
-                let req = PlayReq {
-                    stream_id,
-                    tid,
-                    name: n.to_string(),
-                    args: a.to_string(),
-                    start,
-                    duration: -1.0,
-                    reset: false,
-                    relay: None,
-                };
-                self.play(req);
+                self.play(PlayReq::new(stream_id, tid, &name, start, -1.0, false));
             }
             Command::Pause { pause, .. } => {
                 for h in &hooks.pause {

@@ -348,7 +348,8 @@ impl Conn {
 /// address text, so it is driven and closed like an accepted one. True when connected at once;
 /// otherwise the first write event tells (a failed connect shows up as a send/recv error).
 pub fn connect(addr: &std::net::SocketAddr, log: Log) -> Result<(Conn, bool), String> {
-    use nginx_sys::{ngx_peer_connection_t, ngx_str_t};
+    use super::upstream::ConnectError;
+    use nginx_sys::ngx_str_t;
     let (ss, socklen) = super::upstream::sockaddr(addr);
     let text = addr.to_string();
     // SAFETY: the pool is new and ours; everything nginx keeps pointers to (log, sockaddr, name)
@@ -380,24 +381,14 @@ pub fn connect(addr: &std::net::SocketAddr, log: Log) -> Result<(Conn, bool), St
         ptr::copy_nonoverlapping(text.as_ptr(), name_data, text.len());
         *name = ngx_str_t { len: text.len(), data: name_data };
 
-        let mut pc: ngx_peer_connection_t = std::mem::zeroed();
-        pc.sockaddr = sa.cast();
-        pc.socklen = socklen;
-        pc.name = name;
-        pc.get = Some(nginx_sys::ngx_event_get_peer);
-        pc.log = own_log;
-        pc.set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_INFO);
-        let rc = nginx_sys::ngx_event_connect_peer(&mut pc);
-        let err = nginx_sys::ngx_socket_errno();
-        let connected = match rc {
-            r if r == nginx_sys::NGX_OK as isize => true,
-            r if r == nginx_sys::NGX_AGAIN as isize => false,
-            r if r == nginx_sys::NGX_DECLINED as isize => {
+        let (c, connected) = match super::upstream::connect_peer(sa.cast(), socklen, name, own_log) {
+            Ok(r) => r,
+            Err(ConnectError::Refused(err)) => {
                 return fail(format!("connect() to {text} failed: {}", super::upstream::strerror(err)))
             }
-            _ => return fail(format!("no connection to {text} (see the error log)")),
+            Err(ConnectError::NoConnection) => return fail(format!("no connection to {text} (see the error log)")),
         };
-        let Some(conn) = Conn::from_raw(pc.connection) else { return fail("no connection".into()) };
+        let Some(conn) = Conn::from_raw(c) else { return fail("no connection".into()) };
         let c = conn.c();
         (*c).pool = pool;
         (*c).sockaddr = sa.cast();

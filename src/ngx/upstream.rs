@@ -88,29 +88,12 @@ impl UpConn {
         let (mut sa, socklen) = sockaddr(addr);
         let mut name_text = addr.to_string().into_bytes();
         let mut name = ngx_str_t { len: name_text.len(), data: name_text.as_mut_ptr() };
-        // SAFETY: pc, sa and name live across ngx_event_connect_peer, which only reads them
+        // SAFETY: sa and name live across ngx_event_connect_peer, which only reads them
         // (nginx keeps neither). inner's log is boxed, so the connection's log pointer stays valid
         // until the connection is closed, which happens before the box is freed.
         unsafe {
-            let mut pc: ngx_peer_connection_t = mem::zeroed();
-            pc.sockaddr = ptr::addr_of_mut!(sa).cast();
-            pc.socklen = socklen;
-            pc.name = &mut name;
-            pc.get = Some(nginx_sys::ngx_event_get_peer);
-            pc.log = ptr::addr_of_mut!((*inner).log);
-            pc.set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_INFO);
-            let rc = nginx_sys::ngx_event_connect_peer(&mut pc);
-            let err = nginx_sys::ngx_socket_errno();
-            let connected = match rc {
-                r if r == nginx_sys::NGX_OK as isize => true,
-                r if r == nginx_sys::NGX_AGAIN as isize => false,
-                r if r == nginx_sys::NGX_DECLINED as isize => return Err(ConnectError::Refused(err)),
-                _ => return Err(ConnectError::NoConnection),
-            };
-            let c = pc.connection;
-            if c.is_null() {
-                return Err(ConnectError::NoConnection);
-            }
+            let (c, connected) =
+                connect_peer(ptr::addr_of_mut!(sa).cast(), socklen, &mut name, ptr::addr_of_mut!((*inner).log))?;
             (*c).data = inner.cast();
             (*(*c).read).handler = Some(on_read);
             (*(*c).write).handler = Some(on_write);
@@ -271,6 +254,39 @@ impl UpConn {
     pub fn number(&self) -> u64 {
         // SAFETY: live connection.
         self.c().map_or(0, |c| unsafe { (*c).number })
+    }
+}
+
+/// `ngx_event_connect_peer` to one address: the new connection, and whether it is connected yet.
+///
+/// # Safety
+/// `sa`, `name` and `log` are valid for the call; `log` must outlive the connection.
+pub(super) unsafe fn connect_peer(
+    sa: *mut nginx_sys::sockaddr,
+    socklen: nginx_sys::socklen_t,
+    name: *mut ngx_str_t,
+    log: *mut ngx_log_t,
+) -> Result<(*mut ngx_connection_t, bool), ConnectError> {
+    unsafe {
+        let mut pc: ngx_peer_connection_t = mem::zeroed();
+        pc.sockaddr = sa;
+        pc.socklen = socklen;
+        pc.name = name;
+        pc.get = Some(nginx_sys::ngx_event_get_peer);
+        pc.log = log;
+        pc.set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_INFO);
+        let rc = nginx_sys::ngx_event_connect_peer(&mut pc);
+        let err = nginx_sys::ngx_socket_errno();
+        let connected = match rc {
+            r if r == nginx_sys::NGX_OK as isize => true,
+            r if r == nginx_sys::NGX_AGAIN as isize => false,
+            r if r == nginx_sys::NGX_DECLINED as isize => return Err(ConnectError::Refused(err)),
+            _ => return Err(ConnectError::NoConnection),
+        };
+        if pc.connection.is_null() {
+            return Err(ConnectError::NoConnection);
+        }
+        Ok((pc.connection, connected))
     }
 }
 

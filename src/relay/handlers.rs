@@ -209,16 +209,7 @@ pub fn reply(s: &mut Session, _stream_id: u32, cmd: &Command) -> Step {
                         kind: "live".into(),
                         relay: None,
                     }),
-                    Role::Push => s.play_local(PlayReq {
-                        stream_id,
-                        tid: 0.0,
-                        name,
-                        args: String::new(),
-                        start: -1.0,
-                        duration: -1.0,
-                        reset: false,
-                        relay: None,
-                    }),
+                    Role::Push => s.play_local(PlayReq { name, ..PlayReq::new(stream_id, 0.0, "", -1.0, -1.0, false) }),
                 }
             }
         }
