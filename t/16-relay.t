@@ -5,10 +5,43 @@ use lib 't/lib';
 use Test::Nginx::Rtmp;
 use Test::Nginx::HttpRecorder;
 use Digest::MD5 ();
+use IO::Socket::INET;
+use POSIX ();
 
 sub recorder { Test::Nginx::HttpRecorder->new("$ENV{TEST_NGINX_PREFIX}/calls.jsonl", $ENV{TEST_NGINX_HTTP_PORT}) }
 
 sub count_lines { scalar log_lines(shift) }
+
+sub slurp_file { local (@ARGV, $/) = @_; <> // '' }
+
+# A hostile "origin" on $port for the relays to connect to: the n-th connection never answers
+# (1), answers the handshake then announces chunk size 0 (2), or sends junk after it (3).
+sub bad_origin {
+    my $port = shift;
+    my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 8, ReuseAddr => 1)
+        or die "bad origin: $!";
+    my $pid = fork() // die "fork: $!";
+    if (!$pid) {
+        my $n = 0;
+        my @keep;
+        while (my $c = $srv->accept) {
+            $n++;
+            push @keep, $c;
+            next if $n == 1;
+            my $c0c1 = '';
+            while (length $c0c1 < 1537) { sysread($c, $c0c1, 1537 - length $c0c1, length $c0c1) or last }
+            syswrite($c, "\x03" . ("\0" x 1536) . substr($c0c1, 1, 1536));
+            if ($n == 2) {
+                syswrite($c, "\x02" . "\0\0\0" . "\0\0\x04" . "\x01" . "\0\0\0\0" . "\0\0\0\0");
+            } else {
+                syswrite($c, join '', map { chr(($_ * 7919) % 256) } 1 .. 20_000);
+            }
+        }
+        POSIX::_exit(0);
+    }
+    close $srv;
+    return $pid;
+}
 
 run_tests();
 
@@ -179,3 +212,84 @@ stop($p2);
 stop($pub);
 --- error_log
 /rtmp:\/\/origin\.example\/origin\/src: the host must be an IP address/
+
+
+
+=== TEST 6: a hostile origin (silent, chunk size 0, junk): each relay ends with one info line, other streams play on
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    timeout 3s;
+    application origin { live on; }
+    application edge {
+        live on;
+        on_play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/redirect/rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/app/src;
+    }
+}
+--- run
+my $rec = recorder();
+my $bad = bad_origin($ENV{TEST_NGINX_RTMP_PORT2});
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
+my $cli = rtmp_cli();
+my $pub = publish("$base/origin/src", loop => 1, timeout => 60);
+sleep 1;
+my $guard = in_background(sub { my @r = count_frames("$base/origin/src", 10); $r[0] });
+for my $i (1 .. 3) {
+    # The first player outstays the relay's handshake timeout.
+    my $secs = $i == 1 ? 6 : 1;
+    `timeout 15 $cli play $base/edge/x$i --duration $secs 2>&1`;
+    ok(wait_until(sub { count_lines(qr/relay pull "x$i" from .*: closing: /) == 1 }, 10), "relay $i ends");
+}
+is(count_lines(qr/relay pull "x1" from .*: closing: handshake timed out/), 1, 'a silent origin: handshake timed out');
+is(count_lines(qr/relay pull "x2" from .*: closing: protocol error: chunk/), 1, 'chunk size 0: protocol error');
+is(count_lines(qr/relay pull "x3" from .*: closing: (protocol error|undecodable)/), 1, 'junk: protocol error');
+my ($gv) = result_of($guard, 30);
+cmp_ok($gv // 0, '>=', 200, 'a player of another stream decoded all along');
+kill 'KILL', $bad;
+waitpid($bad, 0);
+stop($pub);
+
+
+
+=== TEST 7: nginx -s reload while a pull and a push run: the old worker finishes them, the new one relays
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application origin { live on; }
+    application edge {
+        live on;
+        on_play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/redirect/rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/origin/src;
+    }
+    application live {
+        live on;
+        on_publish http://127.0.0.1:$TEST_NGINX_HTTP_PORT/redirect/rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/mirror/copy;
+    }
+    application mirror { live on; }
+}
+--- run
+my $rec = recorder();
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
+my $src = publish("$base/origin/src", loop => 1, timeout => 60);
+my $cam = publish("$base/live/cam", loop => 1, timeout => 60);
+sleep 1;
+my $pulled = in_background(sub { my @r = count_frames("$base/edge/show", 8); $r[0] });
+my $pushed = in_background(sub { my @r = count_frames("$base/mirror/copy", 8); $r[0] });
+sleep 3;
+my $master = (slurp_file("$ENV{TEST_NGINX_PREFIX}/logs/nginx.pid") =~ /(\d+)/)[0];
+ok($master && kill('HUP', $master), 'reload');
+my ($v1) = result_of($pulled, 30);
+my ($v2) = result_of($pushed, 30);
+cmp_ok($v1 // 0, '>=', 150, 'the pulled stream played through the reload');
+cmp_ok($v2 // 0, '>=', 150, 'the pushed copy played through the reload');
+stop($cam);
+stop($src);
+# Streams live in one worker: the new worker needs its own origin publisher.
+$src = publish("$base/origin/src", loop => 1, timeout => 60);
+sleep 1;
+my ($v, $a, $err) = count_frames("$base/edge/again", 3);
+cmp_ok($v, '>=', 30, 'after the reload a new redirected player pulls') or diag($err);
+stop($src);
+--- reloads
+1
+--- error_log
+/reconfiguring/
