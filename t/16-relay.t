@@ -171,7 +171,7 @@ stop($pub);
 
 
 
-=== TEST 5: relays that cannot work: a host name, a closed port, a refused remote publish; nothing else breaks
+=== TEST 5: relays that cannot work: a host name, a closed port (its player is told), a refused remote publish; nothing else breaks
 --- config
 server {
     listen $TEST_NGINX_RTMP_PORT;
@@ -198,9 +198,12 @@ sleep 1;
 my $out = `timeout 20 $cli play $base/byname/x --duration 2 2>&1`;
 isnt($? >> 8, 0, 'a redirect to a host name fails the play');
 like($out, qr/StreamNotFound/, 'with StreamNotFound');
-`timeout 10 $cli play $base/closed/x --duration 2 2>&1`;
-ok(wait_until(sub { count_lines(qr/relay pull "x" from rtmp:\/\/127\.0\.0\.1:1\/origin\/src: closing: /) == 1 }, 10),
-    'a closed port ends the relay with a log line');
+$out = `timeout 20 $cli play $base/closed/x --duration 10 2>&1`;
+like($out, qr/StreamNotFound/, 'a pull that cannot connect: its player is told StreamNotFound');
+ok(count_lines(qr/relay pull "x" from rtmp:\/\/127\.0\.0\.1:1\/origin\/src: closing: /) == 1,
+    'the relay ends with a log line');
+ok(count_lines(qr/closing: relay: pull "x" from rtmp:\/\/127\.0\.0\.1:1\/origin\/src failed/) == 1,
+    'and so does its player');
 my $p2 = publish("$base/noapp/y", timeout => 20);
 ok(wait_until(sub { count_lines(qr/relay push "y" to .*: closing: the server refused/) == 1 }, 10),
     'a remote connect refusal ends the push');

@@ -120,6 +120,13 @@ impl Peer {
         true
     }
 
+    /// An `onStatus` on `stream_id`, from anywhere (another connection's handler, a callback).
+    pub fn send_status(&self, stream_id: u32, level: &str, code: &str, description: &str) {
+        let payload = rtmp_proto::command::on_status(level, code, description, None);
+        let msg = rtmp_proto::RawMessage::new(rtmp_proto::message::msg_type::AMF0_COMMAND, stream_id, 0, payload);
+        self.push(super::session::encode(rtmp_proto::message::csid::COMMAND, &msg, self.chunk_size.get()));
+    }
+
     pub fn queued(&self) -> usize {
         self.queue.borrow().bufs.len()
     }

@@ -117,8 +117,7 @@ impl Player {
     }
 
     pub fn send_status(&self, level: &str, code: &str, description: &str) {
-        let payload = command::on_status(level, code, description, None);
-        self.send(csid::COMMAND, &RawMessage::new(msg_type::AMF0_COMMAND, self.stream_id, 0, payload));
+        self.peer.send_status(self.stream_id, level, code, description);
     }
 
     pub fn send_user_control(&self, uc: UserControl) {
@@ -232,7 +231,13 @@ impl Stream {
     }
 
     /// Sends what a player needs before its first frame: metadata and sequence headers.
-    fn start_player(p: &mut Player, meta: &Option<RawMessage>, headers: &[&Option<RawMessage>], ts: u32, audio_cs: u32) {
+    fn start_player(
+        p: &mut Player,
+        meta: &Option<RawMessage>,
+        headers: &[&Option<RawMessage>],
+        ts: u32,
+        audio_cs: u32,
+    ) {
         if !p.meta_sent {
             if let Some(m) = meta {
                 // Stored with timestamp 0: players (FFmpeg's FLV demuxer among them) treat

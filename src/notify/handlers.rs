@@ -6,12 +6,11 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use rtmp_proto::http::Response;
-use rtmp_proto::message::{csid, msg_type};
-use rtmp_proto::{command, RawMessage};
+use rtmp_proto::RawMessage;
 
 use crate::core::hooks::{PlayReq, PublishReq, Resume, Step, Waiter};
 use crate::core::peer::Peer;
-use crate::core::session::{encode, Session};
+use crate::core::session::Session;
 use crate::log_info;
 use crate::netcall::{self, CallError, CallHandle};
 use crate::ngx::log::Log;
@@ -125,13 +124,6 @@ fn options(s: &Session, conf: &NotifyAppConf, fields: &Fields) -> netcall::CallO
         form,
         json,
     }
-}
-
-/// Sends a status on a stream from outside the session's own handler.
-fn send_status(peer: &Peer, stream_id: u32, level: &str, code: &str, desc: &str) {
-    let payload = command::on_status(level, code, desc, None);
-    let msg = RawMessage::new(msg_type::AMF0_COMMAND, stream_id, 0, payload);
-    peer.push(encode(csid::COMMAND, &msg, peer.chunk_size.get()));
 }
 
 /// What an answer means for a waiting request: arut's rules, only the first digit counts.
@@ -276,7 +268,7 @@ fn wait_for(
         match (&resume, accepted) {
             (Resume::Close(_), _) => {
                 if let Some(p) = peer.upgrade() {
-                    send_status(&p, stream_id, "error", refusal.0, refusal.1);
+                    p.send_status(stream_id, "error", refusal.0, refusal.1);
                 }
             }
             (Resume::Rename(n) | Resume::Relay { name: Some(n), .. }, Some(f)) => f(Some(n)),

@@ -46,7 +46,8 @@ struct RelayCtx {
 #[derive(Default)]
 struct Started {
     pushes: Vec<(u32, Weak<Peer>)>,
-    pulls: Vec<(u32, (usize, String))>,
+    /// With the pull's connection: a later pull of the same name is not theirs to count down.
+    pulls: Vec<(u32, (usize, String), Weak<Peer>)>,
 }
 
 fn started(s: &mut Session) -> Option<&mut Started> {
@@ -119,20 +120,27 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
     let Some(app) = s.app_ctx else { return Step::Continue };
     let key = (app.id(), req.name.clone());
     let main = s.srv_ctx.main::<RelayModule>();
-    let running = main.pulls.borrow_mut().get_mut(&key).filter(|p| p.peer.strong_count() > 0).map(|p| p.players += 1);
-    if running.is_none() {
-        match open(s, Role::Pull, url, &req.name) {
+    let running = main.pulls.borrow_mut().get_mut(&key).filter(|p| p.peer.strong_count() > 0).map(|p| {
+        p.players.push((Rc::downgrade(&s.peer), req.stream_id));
+        p.peer.clone()
+    });
+    let pull = match running {
+        Some(peer) => peer,
+        None => match open(s, Role::Pull, url, &req.name) {
             Ok(peer) => {
-                main.pulls.borrow_mut().insert(key.clone(), Pull { peer: Rc::downgrade(&peer), players: 1 });
+                let weak = Rc::downgrade(&peer);
+                let players = vec![(Rc::downgrade(&s.peer), req.stream_id)];
+                main.pulls.borrow_mut().insert(key.clone(), Pull { peer: weak.clone(), players });
+                weak
             }
             Err(e) => {
                 s.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "Relay failed");
                 return Step::Close(format!("relay: pull \"{}\" from {}: {}", req.name, url, e));
             }
-        }
-    }
+        },
+    };
     if let Some(st) = started(s) {
-        st.pulls.push((req.stream_id, key));
+        st.pulls.push((req.stream_id, key, pull));
     }
     Step::Continue
 }
@@ -237,12 +245,26 @@ pub fn disconnect(s: &mut Session) {
     finish(s, None);
     // A pull that ends forgets its place, so the next redirected player starts a new one.
     let Some(ctx) = s.ext.get::<RelayCtx>() else { return };
-    if ctx.role == Role::Pull {
-        let Some(app) = s.app_ctx else { return };
-        let key = (app.id(), ctx.local.clone());
-        let mut pulls = s.srv_ctx.main::<RelayModule>().pulls.borrow_mut();
-        if pulls.get(&key).is_some_and(|p| std::ptr::eq(p.peer.as_ptr(), Rc::as_ptr(&s.peer))) {
-            pulls.remove(&key);
+    if ctx.role != Role::Pull {
+        return;
+    }
+    let Some(app) = s.app_ctx else { return };
+    let key = (app.id(), ctx.local.clone());
+    let mut pulls = s.srv_ctx.main::<RelayModule>().pulls.borrow_mut();
+    if !pulls.get(&key).is_some_and(|p| std::ptr::eq(p.peer.as_ptr(), Rc::as_ptr(&s.peer))) {
+        return;
+    }
+    let Some(pull) = pulls.remove(&key) else { return };
+    // Players of a pull that never started would wait for nothing: they are told and closed.
+    // (Once it ran, they got UnpublishNotify and stay, as players of any stream that ends.)
+    if ctx.started {
+        return;
+    }
+    let why = format!("relay: pull \"{}\" from {} failed", ctx.local, ctx.url);
+    for (peer, stream_id) in pull.players {
+        if let Some(p) = peer.upgrade() {
+            p.send_status(stream_id, "error", "NetStream.Play.StreamNotFound", "Relay failed");
+            p.request_close(why.clone());
         }
     }
 }
@@ -254,7 +276,7 @@ fn finish(s: &mut Session, stream_id: Option<u32>) {
     let ends = |id: u32| stream_id.is_none_or(|x| x == id);
     let (pushes, keep): (Vec<_>, Vec<_>) = st.pushes.drain(..).partition(|(id, _)| ends(*id));
     st.pushes = keep;
-    let (pulls, keep): (Vec<_>, Vec<_>) = st.pulls.drain(..).partition(|(id, _)| ends(*id));
+    let (pulls, keep): (Vec<_>, Vec<_>) = st.pulls.drain(..).partition(|(id, _, _)| ends(*id));
     st.pulls = keep;
     for (_, peer) in pushes {
         if let Some(p) = peer.upgrade() {
@@ -262,10 +284,11 @@ fn finish(s: &mut Session, stream_id: Option<u32>) {
         }
     }
     let mut all = s.srv_ctx.main::<RelayModule>().pulls.borrow_mut();
-    for (_, key) in pulls {
-        let Some(pull) = all.get_mut(&key) else { continue };
-        pull.players = pull.players.saturating_sub(1);
-        if pull.players == 0 {
+    for (_, key, peer) in pulls {
+        let Some(pull) = all.get_mut(&key).filter(|p| p.peer.ptr_eq(&peer)) else { continue };
+        let me = Rc::as_ptr(&s.peer);
+        pull.players.retain(|(p, id)| !(std::ptr::eq(p.as_ptr(), me) && stream_id.is_none_or(|x| x == *id)));
+        if pull.players.is_empty() {
             if let Some(p) = pull.peer.upgrade() {
                 p.request_close("no player left".into());
             }

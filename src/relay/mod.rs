@@ -17,10 +17,10 @@ use crate::core::peer::Peer;
 use crate::ngx::conf::Conf;
 use crate::ngx::module::{Merge, RtmpModule, RtmpModuleCtx, NGX_RTMP_RS_MODULE};
 
-/// A pull under way: its connection and how many redirected players use it.
+/// A pull under way: its connection and the redirected players (connection, stream id) that use it.
 pub struct Pull {
     peer: Weak<Peer>,
-    players: usize,
+    players: Vec<(Weak<Peer>, u32)>,
 }
 
 #[derive(Default)]
