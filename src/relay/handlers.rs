@@ -6,9 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::{Rc, Weak};
 
-use rtmp_proto::amf0::Amf0Value;
 use rtmp_proto::caps::{self, Capabilities};
-use rtmp_proto::command::{self, Command};
+use rtmp_proto::client::{self, ClientFlow, Outcome};
+use rtmp_proto::command::Command;
 use rtmp_proto::message::msg_type;
 use rtmp_proto::url::{RtmpUrl, UrlError};
 use rtmp_proto::RawMessage;
@@ -20,8 +20,6 @@ use crate::log_info;
 
 use super::{Pull, RelayModule};
 
-const TID_CONNECT: f64 = 1.0;
-const TID_CREATE_STREAM: f64 = 2.0;
 const FLASHVER: &str = "LNX 9,0,124,2";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -34,10 +32,10 @@ enum Role {
 struct RelayCtx {
     role: Role,
     url: RtmpUrl,
+    /// connect, createStream, then play (pull) or publish (push) on the remote server.
+    flow: ClientFlow,
     /// The stream's name on this server.
     local: String,
-    /// The remote stream id, once created.
-    stream_id: Option<u32>,
     /// The local publish (pull) or play (push) has begun.
     started: bool,
 }
@@ -93,7 +91,12 @@ fn open(s: &Session, role: Role, url: &str, local: &str) -> Result<Rc<Peer>, Str
         ..ConnectInfo::default()
     };
     log_info!(s.log, "rtmp: relay: {}", what);
-    let ctx = RelayCtx { role, url: u, local: local.to_string(), stream_id: None, started: false };
+    let flow = match role {
+        // Any Enhanced RTMP codec is welcome: it is only forwarded.
+        Role::Pull => ClientFlow::new(client::Role::Play, &u, caps::client_props(&["*"])),
+        Role::Push => ClientFlow::new(client::Role::Publish, &u, Vec::new()),
+    };
+    let ctx = RelayCtx { role, url: u, flow, local: local.to_string(), started: false };
     let o = Outgoing { addr, srv_ctx: s.srv_ctx, app_ctx: app, info, what, log: s.log };
     Session::connect_out(o, |ext| ext.insert(ctx))
 }
@@ -147,81 +150,47 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
 
 /// The relay's handshake is done: connect to the remote application.
 pub fn outgoing(s: &mut Session) -> Step {
-    let Some(ctx) = s.ext.get::<RelayCtx>() else { return Step::Continue };
-    let props = match ctx.role {
-        // Announce that any Enhanced RTMP codec is welcome: it is only forwarded.
-        Role::Pull => caps::client_props(&["*"]),
-        Role::Push => Vec::new(),
-    };
-    let connect = command::connect_with(TID_CONNECT, &ctx.url.app, &ctx.url.tc_url(), props);
+    let Some(ctx) = s.ext.get_mut::<RelayCtx>() else { return Step::Continue };
+    let connect = ctx.flow.connect();
     s.set_out_chunk_size(s.srv().chunk_size());
     s.send_upstream(0, connect);
     Step::Stop
 }
 
-fn status_field<'a>(info: &'a [(String, Amf0Value)], key: &str) -> &'a str {
-    info.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_str()).unwrap_or_default()
-}
-
-/// The remote server's answers, step by step.
+/// The remote server's answers: createStream, then play or publish, then the local side starts.
 pub fn reply(s: &mut Session, _stream_id: u32, cmd: &Command) -> Step {
     let Some(ctx) = s.ext.get_mut::<RelayCtx>() else { return Step::Continue };
-    match cmd {
-        Command::Result { tid, .. } if *tid == TID_CONNECT => {
-            s.send_upstream(0, command::create_stream(TID_CREATE_STREAM));
+    match ctx.flow.on_command(cmd) {
+        Outcome::Send { stream_id, payload } => s.send_upstream(stream_id, payload),
+        Outcome::Rejected { what, code, description } => {
+            return Step::Close(format!("the server refused {what}: {code} ({description})"));
         }
-        Command::Result { tid, args } if *tid == TID_CREATE_STREAM => {
-            let id = args
-                .iter()
-                .filter_map(Amf0Value::as_f64)
-                .find(|v| v.is_finite() && *v >= 1.0 && *v <= f64::from(u32::MAX));
-            let Some(id) = id.map(|v| v as u32) else {
-                return Step::Close("the server's createStream answer has no stream id".into());
-            };
-            ctx.stream_id = Some(id);
-            let payload = match ctx.role {
-                Role::Pull => command::play(0.0, &ctx.url.name, -1000.0),
-                Role::Push => command::publish(0.0, &ctx.url.name, "live"),
-            };
-            s.send_upstream(id, payload);
+        Outcome::Status { code }
+            if matches!(
+                code.as_str(),
+                "NetStream.Play.UnpublishNotify" | "NetStream.Play.Stop" | "NetStream.Play.Complete"
+            ) =>
+        {
+            return Step::Close(format!("the server ended the stream ({code})"));
         }
-        Command::Error { args, .. } => {
-            let why = args.iter().find_map(|v| match v {
-                Amf0Value::Object(p) => Some(status_field(p, "description").to_string()),
-                _ => None,
-            });
-            return Step::Close(format!("the server refused: {}", why.unwrap_or_default()));
-        }
-        Command::OnStatus { info } => {
-            let (level, code) = (status_field(info, "level"), status_field(info, "code"));
-            let start = match ctx.role {
-                Role::Pull => "NetStream.Play.Start",
-                Role::Push => "NetStream.Publish.Start",
-            };
-            if level == "error" {
-                return Step::Close(format!("the server answered {code}: {}", status_field(info, "description")));
-            }
-            if matches!(code, "NetStream.Play.UnpublishNotify" | "NetStream.Play.Stop" | "NetStream.Play.Complete") {
-                return Step::Close(format!("the server ended the stream ({code})"));
-            }
-            if code == start && !ctx.started {
-                ctx.started = true;
-                let (role, name, stream_id) = (ctx.role, ctx.local.clone(), ctx.stream_id.unwrap_or(1));
-                log_info!(s.log, "rtmp: relay: {}: {}", s.relay.as_deref().unwrap_or_default(), code);
-                match role {
-                    Role::Pull => s.publish_local(PublishReq {
-                        stream_id,
-                        tid: 0.0,
-                        name,
-                        args: String::new(),
-                        kind: "live".into(),
-                        relay: None,
-                    }),
-                    Role::Push => s.play_local(PlayReq { name, ..PlayReq::new(stream_id, 0.0, "", -1.0, -1.0, false) }),
-                }
+        Outcome::Started { stream_id } => {
+            let (role, name) = (ctx.role, ctx.local.clone());
+            ctx.started = true;
+            let code = if role == Role::Pull { "NetStream.Play.Start" } else { "NetStream.Publish.Start" };
+            log_info!(s.log, "rtmp: relay: {}: {}", s.relay.as_deref().unwrap_or_default(), code);
+            match role {
+                Role::Pull => s.publish_local(PublishReq {
+                    stream_id,
+                    tid: 0.0,
+                    name,
+                    args: String::new(),
+                    kind: "live".into(),
+                    relay: None,
+                }),
+                Role::Push => s.play_local(PlayReq { name, ..PlayReq::new(stream_id, 0.0, "", -1.0, -1.0, false) }),
             }
         }
-        _ => {}
+        Outcome::Status { .. } | Outcome::Nothing => {}
     }
     Step::Stop
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
-use rtmp_proto::amf0::Amf0Value;
 use rtmp_proto::caps;
+use rtmp_proto::client::{self, ClientFlow, Outcome};
 use rtmp_proto::command::{self, Command};
 use rtmp_proto::message::{Control, RawMessage, UserControl};
 use rtmp_proto::session::{ClientSession, SessionConfig, SessionError, SessionEvent};
@@ -19,20 +19,7 @@ use rtmp_proto::session::{ClientSession, SessionConfig, SessionError, SessionEve
 use rtmp_proto::url::RtmpUrl;
 
 /// What the connection is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Publish,
-    Play,
-}
-
-impl Role {
-    fn verb(self) -> &'static str {
-        match self {
-            Role::Publish => "publish",
-            Role::Play => "play",
-        }
-    }
-}
+pub use rtmp_proto::client::Role;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -59,10 +46,6 @@ impl Stage {
     }
 }
 
-/// The transaction ids of our three calls.
-const TID_CONNECT: f64 = 1.0;
-const TID_CREATE_STREAM: f64 = 2.0;
-const TID_START: f64 = 3.0;
 /// The buffer length players announce, as FFmpeg does (ms).
 const PLAY_BUFFER_MS: u32 = 3000;
 const OUT_CHUNK_SIZE: u32 = 4096;
@@ -196,10 +179,10 @@ pub struct Conn {
     addr: SocketAddr,
     session: ClientSession,
     inbuf: BytesMut,
-    url: RtmpUrl,
     role: Role,
+    /// connect → createStream → publish/play.
+    flow: ClientFlow,
     stage: Stage,
-    stream_id: u32,
     events: VecDeque<ConnEvent>,
     /// Enhanced RTMP video FourCCs announced in `connect`.
     fourcc: Vec<String>,
@@ -217,10 +200,9 @@ impl Conn {
             addr,
             session,
             inbuf: BytesMut::with_capacity(16 * 1024),
-            url: url.clone(),
             role,
+            flow: ClientFlow::new(role, url, Vec::new()),
             stage: Stage::Tcp,
-            stream_id: 0,
             events: VecDeque::new(),
             fourcc: Vec::new(),
         })
@@ -248,7 +230,7 @@ impl Conn {
     }
 
     pub fn stream_id(&self) -> u32 {
-        self.stream_id
+        self.flow.stream_id()
     }
 
     pub fn bytes_received(&self) -> u64 {
@@ -267,9 +249,9 @@ impl Conn {
 
     /// Asks the server to drop the stream (sent before a clean exit).
     pub fn delete_stream(&mut self) -> Result<(), ConnError> {
-        if self.stream_id != 0 {
+        if self.flow.stream_id() != 0 {
             self.session
-                .send_command(0, command::delete_stream(0.0, self.stream_id));
+                .send_command(0, command::delete_stream(0.0, self.flow.stream_id()));
         }
         self.flush()
     }
@@ -368,13 +350,10 @@ impl Conn {
                 SessionEvent::HandshakeDone => {
                     self.session
                         .send_control(&Control::SetChunkSize(OUT_CHUNK_SIZE));
-                    let tc_url = self.url.tc_url();
                     let list: Vec<&str> = self.fourcc.iter().map(String::as_str).collect();
-                    let extra = caps::client_props(&list);
-                    self.session.send_command(
-                        0,
-                        command::connect_with(TID_CONNECT, &self.url.app, &tc_url, extra),
-                    );
+                    self.flow.add_props(caps::client_props(&list));
+                    let connect = self.flow.connect();
+                    self.session.send_command(0, connect);
                     self.stage = Stage::Connect;
                 }
                 SessionEvent::Command { command, .. } => self.on_command(command)?,
@@ -386,98 +365,41 @@ impl Conn {
     }
 
     fn on_command(&mut self, cmd: Command) -> Result<(), ConnError> {
-        match cmd {
-            Command::Result { tid, .. } if tid == TID_CONNECT && self.stage == Stage::Connect => {
-                self.session
-                    .send_command(0, command::create_stream(TID_CREATE_STREAM));
-                self.stage = Stage::CreateStream;
-            }
-            Command::Result { tid, args }
-                if tid == TID_CREATE_STREAM && self.stage == Stage::CreateStream =>
-            {
-                let id = args.iter().find_map(Amf0Value::as_f64).unwrap_or(1.0);
-                self.stream_id = if id >= 1.0 && id <= f64::from(u32::MAX) {
-                    id as u32
+        match self.flow.on_command(&cmd) {
+            Outcome::Send { stream_id, payload } => {
+                self.session.send_command(stream_id, payload);
+                if self.flow.stage() == client::Stage::Start {
+                    self.stage = Stage::Start;
+                    if self.role == Role::Play {
+                        let buffer = UserControl::SetBufferLength {
+                            stream_id,
+                            ms: PLAY_BUFFER_MS,
+                        };
+                        self.session.send_control(&Control::UserControl(buffer));
+                    }
                 } else {
-                    1
-                };
-                self.start_stream();
-            }
-            Command::Error { tid, args } => {
-                let what = match tid {
-                    t if t == TID_CONNECT => "connect",
-                    t if t == TID_CREATE_STREAM => "createStream",
-                    _ => self.role.verb(),
-                };
-                let info = args.iter().find(|a| a.properties().is_some());
-                return Err(rejected(what, info));
-            }
-            Command::OnStatus { info } => {
-                let obj = Amf0Value::Object(info);
-                let code = obj
-                    .get("code")
-                    .and_then(Amf0Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let level = obj.get("level").and_then(Amf0Value::as_str).unwrap_or("");
-                let start_code = match self.role {
-                    Role::Publish => "NetStream.Publish.Start",
-                    Role::Play => "NetStream.Play.Start",
-                };
-                if code == start_code && self.stage == Stage::Start {
-                    self.stage = Stage::Active;
-                    self.events.push_back(ConnEvent::Started);
-                } else if level == "error"
-                    || code.ends_with(".BadName")
-                    || code.ends_with(".StreamNotFound")
-                {
-                    return Err(rejected(self.role.verb(), Some(&obj)));
-                } else {
-                    self.events.push_back(ConnEvent::Status(code));
+                    self.stage = Stage::CreateStream;
                 }
             }
-            _ => {}
+            Outcome::Started { .. } => {
+                self.stage = Stage::Active;
+                self.events.push_back(ConnEvent::Started);
+            }
+            Outcome::Rejected {
+                what,
+                code,
+                description,
+            } => {
+                return Err(ConnError::Rejected {
+                    what,
+                    code,
+                    description,
+                })
+            }
+            Outcome::Status { code } => self.events.push_back(ConnEvent::Status(code)),
+            Outcome::Nothing => {}
         }
         Ok(())
-    }
-
-    fn start_stream(&mut self) {
-        let sid = self.stream_id;
-        match self.role {
-            Role::Publish => {
-                self.session
-                    .send_command(sid, command::publish(TID_START, &self.url.name, "live"));
-            }
-            Role::Play => {
-                self.session
-                    .send_command(sid, command::play(TID_START, &self.url.name, -2.0));
-                let buffer = UserControl::SetBufferLength {
-                    stream_id: sid,
-                    ms: PLAY_BUFFER_MS,
-                };
-                self.session.send_control(&Control::UserControl(buffer));
-            }
-        }
-        self.stage = Stage::Start;
-    }
-}
-
-fn rejected(what: &'static str, info: Option<&Amf0Value>) -> ConnError {
-    let field = |k| {
-        info.and_then(|i| i.get(k))
-            .and_then(Amf0Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let code = field("code");
-    ConnError::Rejected {
-        what,
-        code: if code.is_empty() {
-            "(no code)".into()
-        } else {
-            code
-        },
-        description: field("description"),
     }
 }
 

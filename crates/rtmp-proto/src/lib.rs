@@ -6,6 +6,7 @@ pub mod amf0;
 pub mod amf3;
 pub mod caps;
 pub mod chunk;
+pub mod client;
 pub mod codec;
 pub mod command;
 pub mod flv;
