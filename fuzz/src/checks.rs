@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use rtmp_proto::amf0::{self, Amf0Value};
 use rtmp_proto::caps::Capabilities;
 use rtmp_proto::chunk::{encode_standalone, ChunkDecoder, ChunkEncoder, MAX_CHUNK_SIZE, MAX_MESSAGE_LEN};
+use rtmp_proto::client::{ClientFlow, Outcome, Role, Stage};
 use rtmp_proto::codec::{aac, avc, hevc, mp3};
 use rtmp_proto::command::{self, Command};
 use rtmp_proto::flv::{self, FlvReader, FlvTag};
@@ -17,6 +18,7 @@ use rtmp_proto::message::{csid, msg_type, Control};
 use rtmp_proto::mpegts::demux::Demuxer;
 use rtmp_proto::mpegts::{SegEvent, Segmenter, SegmenterConf, SYNC_BYTE, TS_PACKET_SIZE};
 use rtmp_proto::session::{ClientSession, ServerSession, SessionConfig, SessionError, SessionEvent};
+use rtmp_proto::url::RtmpUrl;
 use rtmp_proto::{amf3, RawMessage};
 
 /// C0 + C1 + C2 (or S0 + S1 + S2).
@@ -151,6 +153,51 @@ impl Peer for ClientSession {
     }
     fn handshake_done(&self) -> bool {
         ClientSession::handshake_done(self)
+    }
+}
+
+/// A client session with the command exchange of our CLI and relays: what a hostile server
+/// answers goes through `ClientFlow`.
+pub struct FlowClient {
+    session: ClientSession,
+    flow: ClientFlow,
+}
+
+impl Peer for FlowClient {
+    fn feed(&mut self, input: &mut BytesMut) -> Result<(), SessionError> {
+        let r = self.session.feed(input);
+        // The flow's connect goes out with the handshake's end, as the drivers do it.
+        if self.session.handshake_done() && self.flow.stage() == Stage::Handshake {
+            let connect = self.flow.connect();
+            self.session.send_command(0, connect);
+        }
+        r
+    }
+    fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.session.poll_event()
+    }
+    fn take_output(&mut self) -> BytesMut {
+        self.session.output().split()
+    }
+    fn bytes_received(&self) -> u64 {
+        self.session.bytes_received()
+    }
+    fn handshake_done(&self) -> bool {
+        self.session.handshake_done()
+    }
+    fn answer(&mut self, _stream_id: u32, c: &Command) {
+        let before = self.flow.stage();
+        match self.flow.on_command(c) {
+            Outcome::Send { stream_id, payload } => {
+                assert!(matches!(before, Stage::Connect | Stage::CreateStream), "a command from {before:?}");
+                self.session.send_command(stream_id, payload);
+            }
+            Outcome::Started { stream_id } => {
+                assert_eq!(before, Stage::Start);
+                assert!(stream_id >= 1);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -308,7 +355,11 @@ pub fn handshake_client(data: &[u8]) {
         ClientSession::with_plain_handshake(SessionConfig::default())
     };
     session.start();
-    drive(&mut session, sel, bytes, false, 1 + 2 * HANDSHAKE_SIZE);
+    let role = if sel & 0x40 != 0 { Role::Publish } else { Role::Play };
+    let url = RtmpUrl::parse("rtmp://127.0.0.1/live/cam").expect("a valid URL");
+    let mut client = FlowClient { session, flow: ClientFlow::new(role, &url, Vec::new()) };
+    // Our connect, createStream and publish/play go out too.
+    drive(&mut client, sel, bytes, true, 1 + 2 * HANDSHAKE_SIZE + 1024);
 }
 
 /// A whole server session with the module's replies to commands. With the selector's top bit set,
