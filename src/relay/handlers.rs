@@ -197,9 +197,11 @@ pub fn reply(s: &mut Session, _stream_id: u32, cmd: &Command) -> Step {
 
 /// A pulled stream's server-side notes (`|RtmpSampleAccess`) are not media of the stream.
 pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
-    let note =
-        msg.msg_type == msg_type::AMF0_DATA && msg.payload.first() == Some(&0x02) && msg.payload.get(3) == Some(&b'|');
-    if s.relay.is_some() && note {
+    // Every publisher's every message passes here: only a relay's own session looks further.
+    if s.relay.is_none() || msg.msg_type != msg_type::AMF0_DATA {
+        return Step::Continue;
+    }
+    if msg.payload.first() == Some(&0x02) && msg.payload.get(3) == Some(&b'|') {
         return Step::Stop;
     }
     Step::Continue
