@@ -122,7 +122,7 @@ ok(!$closed, 'and stays connected');
 is($code, 'NetStream.Publish.Start', 'a unix-socket client publishes');
 my $url = "rtmp://127.0.0.1:$port/live/ff";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('ff'), 'FFmpeg publishes from 127.0.0.1') or diag(publisher_log($pub));
 my ($v, $a, $err) = count_frames($url, 2);
 cmp_ok($v, '>=', 40, 'FFmpeg publishes from 127.0.0.1 and plays') or diag($err, publisher_log($pub));
 --- error_log
@@ -200,7 +200,7 @@ is($code, 'NetStream.Play.Failed', '127.0.0.1 may not play (an IPv6 rule never m
 ($code) = main::attempt($p1, 'live', 'publish', 'six', to => '::1');
 is($code, 'NetStream.Publish.BadName', '[::1] may not publish');
 my $pub = publish("rtmp://127.0.0.1:$p1/live/ff", loop => 1);
-sleep 1;
+ok(wait_published('ff'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my ($v, $a, $err) = count_frames("rtmp://[::1]:$p1/live/ff", 2);
 cmp_ok($v, '>=', 40, 'FFmpeg plays over IPv6') or diag($err);
 # Dual-stack socket: 127.0.0.1 arrives as ::ffff:127.0.0.1 and matches "allow publish 127.0.0.1".
@@ -257,8 +257,13 @@ is($r, 'Rejected', 'the limit is reached again');
 # A client that never sends connect does not count.
 my @idle = map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) } 1 .. 3;
 close $_ for @held, @new;
-sleep 1;
-my @again = map { (main::try_connect($port, 'live'))[1] } 1 .. 3;
+# The closes reach the workers when they do: poll (each try holds its 3 places until it ends).
+my @again;
+wait_until(sub {
+    my @try = map { [main::try_connect($port, 'live')] } 1 .. 3;
+    @again = map { $_->[1] // 'failed' } @try;
+    "@again" eq 'Success Success Success';
+}, 10, 0.3);
 is("@again", 'Success Success Success', 'all places are free again');
 --- error_log
 /\[info\].*rtmp: closing: limit: too many connections: 4 > 3 \("max_connections"\)/
@@ -311,11 +316,22 @@ server {
 --- run
 my $port = $TEST_NGINX_RTMP_PORT;
 my $log = "$TEST_NGINX_PREFIX/logs/rtmp.log";
+# The publisher's session starts after $t_start and before $t_up (its publish is logged), and
+# ends after $t_down (it is told to stop) and before $t_end: its logged $session_time must lie
+# between what the test measured, however long FFmpeg takes to start or count_frames to return
+# (the GOP cache can hand a player 2 s of media at once).
+my $t_start = Time::HiRes::time();
 my $pub = publish("rtmp://127.0.0.1:$port/live/cam?token=abc", loop => 1);
-sleep 2;
+ok(wait_published('cam'), 'FFmpeg publishes') or diag(publisher_log($pub));
+my $t_up = Time::HiRes::time();
 my ($v, undef, $err) = count_frames("rtmp://127.0.0.1:$port/live/cam", 2);
 cmp_ok($v, '>=', 40, 'played') or diag($err, publisher_log($pub));
+# Hold the publisher at least 3.2 s after its publish, so that its session time is 3 s or more.
+my $left = $t_up + 3.2 - Time::HiRes::time();
+Time::HiRes::sleep($left) if $left > 0;
+my $t_down = Time::HiRes::time();
 stop($pub);
+my $t_end = Time::HiRes::time();
 my ($qs) = main::try_connect($port, 'quiet');
 main::request($qs, 'play', 'hush');
 close $qs;
@@ -332,7 +348,13 @@ my $p = $by{PUBLISH} || [];
 is("@$p[2..5]", 'live cam token=abc PUBLISH', 'publisher: app, name, args, command');
 cmp_ok($p->[6] // 0, '>', 30_000, 'publisher: bytes received');
 cmp_ok($p->[7] // 0, '>', 0, 'publisher: bytes sent');
-cmp_ok($p->[8] // 0, '>=', 3, 'publisher: session time');
+# Whole seconds, truncated: at least the time it was surely connected (less 0.1 s for clock
+# granularity), at most the time it may have been (plus 1 s for rounding up).
+my ($lo, $hi) = (int($t_down - $t_up - 0.1), int($t_end - $t_start) + 1);
+my $st = $p->[8] // -1;
+ok($st =~ /^\d+$/ && $st >= $lo && $st <= $hi,
+   sprintf('publisher: session time %s s, measured %.2f-%.2f s', $st, $t_down - $t_up, $t_end - $t_start))
+    or diag("want $lo..$hi");
 like($p->[9] // '', qr/^\d+s$/, 'publisher: readable time');
 like($p->[10] // '', qr/^\d{10}\.\d{3}$/, '$msec');
 like($p->[11] // '', qr/^FMLE\/3\.0/, '$flashver');
@@ -352,7 +374,9 @@ like($combined[0] // '', qr{^127\.0\.0\.1 \[[^\]]+\] (PUBLISH|PLAY|NONE) "live" 
 rename $log, "$log.1" or die $!;
 kill 'USR1', main::master_pid();
 ok(wait_until(sub { -e $log }, 5), 'reopen created a new file');
-sleep 1;
+# The master reopens, then tells the worker, which logs "reopening logs" and reopens before it
+# accepts another connection.
+ok(wait_log(qr/\[notice\].*reopening logs/, 2, 10), 'the worker reopened its files too');
 my ($rs) = main::try_connect($port, 'live');
 close $rs;
 ok(wait_until(sub { main::file_lines($log) == 1 }, 5), 'the next session is logged in the new file');

@@ -915,6 +915,41 @@ sub decoded_frames () {
 
 
 # ---------------------------------------------------------------------------------------------
+# Waiting for the server instead of sleeping: these poll the running block's error log for the
+# live module's info lines, so the block's log level must be info (the default) or debug.
+
+push @EXPORT, qw(wait_log wait_published wait_playing wait_unpublished);
+
+# Waits until at least $n (default 1) lines of the error log match $re, for at most $secs seconds
+# (default 15). Returns how many lines match once there are enough, 0 after the deadline.
+sub wait_log () {
+    my ($re, $n, $secs) = @_;
+    $n //= 1;
+    my $got = 0;
+    return wait_until(sub { $got = () = log_lines($re); $got >= $n }, $secs // 15, 0.05) ? $got : 0;
+}
+
+# The server accepted the $n-th (default: first) publish of stream $name
+# ("rtmp: live: publish "NAME" (live)"; a takeover logs that line too).
+sub wait_published () {
+    my ($name, $n, $secs) = @_;
+    return wait_log(qr/rtmp: live: publish "\Q$name\E" \(/, $n, $secs);
+}
+
+# $n (default 1) plays of stream $name were accepted ("rtmp: live: play "NAME"").
+sub wait_playing () {
+    my ($name, $n, $secs) = @_;
+    return wait_log(qr/rtmp: live: play "\Q$name\E"/, $n, $secs);
+}
+
+# The $n-th (default: first) publish of stream $name ended ("rtmp: live: unpublish "NAME"").
+sub wait_unpublished () {
+    my ($name, $n, $secs) = @_;
+    return wait_log(qr/rtmp: live: unpublish "\Q$name\E"/, $n, $secs);
+}
+
+
+# ---------------------------------------------------------------------------------------------
 # Real-browser HLS playback (added for t/13-hls-browser.t)
 
 push @EXPORT, qw(browser_play_hls);
