@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use crate::ngx::conf::{Conf, Directive};
+use crate::ngx::conf::{merge, Conf, Directive, Msec, Size};
 use crate::ngx::files::LogFile;
 use crate::ngx::module::Merge;
 
@@ -34,10 +34,19 @@ pub struct Target {
 pub struct LogAppConf {
     pub off: bool,
     pub logs: Option<Rc<Vec<Target>>>,
+    /// nginx-http-flv-module's `log_interval`: a line every interval while a session plays or
+    /// publishes, not only at its end. Accepted so configs written for that fork load; not
+    /// implemented yet (`nginx -t` warns), so sessions still log once, at disconnect.
+    pub interval: Option<Msec>,
+    /// Its `log_size`: the buffer one line is built in (longer lines are cut there). Our lines
+    /// have no fixed buffer; accepted with the same warning.
+    pub size: Option<Size>,
 }
 
 impl Merge for LogAppConf {
     fn merge(&mut self, prev: &Self, cf: &Conf) -> Result<(), String> {
+        merge(&mut self.interval, &prev.interval);
+        merge(&mut self.size, &prev.size);
         if self.off || self.logs.is_some() {
             return Ok(());
         }

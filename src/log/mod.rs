@@ -19,6 +19,7 @@ use crate::ngx::module::{
     RtmpModule, RtmpModuleCtx, NGX_RTMP_RS_MODULE, RTMP_APP_CONF, RTMP_APP_CONF_OFFSET, RTMP_MAIN_CONF,
     RTMP_MAIN_CONF_OFFSET, RTMP_SRV_CONF,
 };
+use crate::slot;
 use conf::{LogAppConf, LogMainConf, Target};
 use format::Fields;
 
@@ -127,14 +128,18 @@ fn write_line(s: &Session, t: &Target, line: &[u8]) {
 
 static LOG_CTX: RtmpModuleCtx = RtmpModuleCtx::of::<LogModule>();
 
+const TAKE1: u32 = nginx_sys::NGX_CONF_TAKE1;
 const TAKE12: u32 = nginx_sys::NGX_CONF_TAKE12;
 const MORE2: u32 = nginx_sys::NGX_CONF_2MORE;
 const RSA: u32 = RTMP_MAIN_CONF | RTMP_SRV_CONF | RTMP_APP_CONF;
 
-static mut LOG_COMMANDS: [ngx_command_t; 3] = [
+static mut LOG_COMMANDS: [ngx_command_t; 5] = [
     directive::<conf::AccessLog, LogAppConf>(c"access_log", RSA | TAKE12, RTMP_APP_CONF_OFFSET),
     // Formats are global whatever the level they are declared at, as in the C module.
     directive::<conf::LogFormat, LogMainConf>(c"log_format", RSA | MORE2, RTMP_MAIN_CONF_OFFSET),
+    // nginx-http-flv-module's, at the same levels as there (real configs set them in rtmp {}).
+    slot!(LogAppConf, interval, c"log_interval", RSA | TAKE1, RTMP_APP_CONF_OFFSET, unimplemented),
+    slot!(LogAppConf, size, c"log_size", RSA | TAKE1, RTMP_APP_CONF_OFFSET, unimplemented),
     ngx_command_t::empty(),
 ];
 
