@@ -32,6 +32,7 @@ pub struct CoreSrvConf {
     pub out_cork: Option<u64>,
     pub busy: Option<bool>,
     pub so_keepalive: Option<bool>,
+    pub tcp_nodelay: Option<bool>,
     pub buflen: Option<Msec>,
 }
 
@@ -57,6 +58,11 @@ impl CoreSrvConf {
     pub fn max_message(&self) -> usize {
         self.max_message.map_or(1024 * 1024, |s| s.0) as usize
     }
+    /// TCP_NODELAY on every RTMP connection (nginx's `tcp_nodelay`, on by default): the small
+    /// writes of a session (statuses, audio frames) must not wait for the peer's delayed ACK.
+    pub fn tcp_nodelay(&self) -> bool {
+        self.tcp_nodelay.unwrap_or(true)
+    }
     pub fn out_queue(&self) -> usize {
         self.out_queue.unwrap_or(256) as usize
     }
@@ -75,6 +81,7 @@ impl Merge for CoreSrvConf {
         merge(&mut self.out_cork, &prev.out_cork);
         merge(&mut self.busy, &prev.busy);
         merge(&mut self.so_keepalive, &prev.so_keepalive);
+        merge(&mut self.tcp_nodelay, &prev.tcp_nodelay);
         merge(&mut self.buflen, &prev.buflen);
         if let Some(Size(n)) = self.chunk_size {
             if !(128..=0x7fff_ffff).contains(&n) {

@@ -73,7 +73,7 @@ impl RtmpModule for CoreModule {
 
 static CORE_CTX: RtmpModuleCtx = RtmpModuleCtx::of::<CoreModule>();
 
-static mut CORE_COMMANDS: [ngx_command_t; 18] = [
+static mut CORE_COMMANDS: [ngx_command_t; 19] = [
     directive::<ServerBlock, CoreMainConf>(c"server", RTMP_MAIN_CONF | BLOCK | NOARGS, RTMP_MAIN_CONF_OFFSET),
     directive::<Listen, CoreSrvConf>(c"listen", RTMP_SRV_CONF | MORE1, RTMP_SRV_CONF_OFFSET),
     directive::<ApplicationBlock, CoreSrvConf>(c"application", RTMP_SRV_CONF | BLOCK | TAKE1, RTMP_SRV_CONF_OFFSET),
@@ -88,6 +88,7 @@ static mut CORE_COMMANDS: [ngx_command_t; 18] = [
     slot!(CoreSrvConf, out_cork, c"out_cork", RS | TAKE1, RTMP_SRV_CONF_OFFSET, unimplemented),
     slot!(CoreSrvConf, busy, c"busy", RS | FLAG, RTMP_SRV_CONF_OFFSET, unimplemented),
     slot!(CoreSrvConf, so_keepalive, c"so_keepalive", RS | FLAG, RTMP_SRV_CONF_OFFSET),
+    slot!(CoreSrvConf, tcp_nodelay, c"tcp_nodelay", RS | FLAG, RTMP_SRV_CONF_OFFSET),
     slot!(CoreSrvConf, buflen, c"buflen", RS | TAKE1, RTMP_SRV_CONF_OFFSET, unimplemented),
     // The C module's switches for the extended timestamp in type 3 chunks: our decoder tells
     // whether an encoder repeats it (publish side) and our encoder always repeats it, as FFmpeg

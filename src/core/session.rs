@@ -136,6 +136,9 @@ impl Accept for SessionStarter {
         if srv.so_keepalive == Some(true) && !conn.set_keepalive() {
             log_info!(conn.log(), "rtmp: setsockopt(SO_KEEPALIVE) failed");
         }
+        if srv.tcp_nodelay() && !conn.set_nodelay() {
+            log_info!(conn.log(), "rtmp: setsockopt(TCP_NODELAY) failed");
+        }
         conn.read_timer(srv.timeout_ms());
         conn.attach(s);
         if conn.read_ready() {

@@ -40,6 +40,8 @@ pub struct BenchArgs<'a> {
     pub streams: usize,
     /// Mean player lifetime in seconds before it disconnects and plays again (None: never).
     pub churn: Option<f64>,
+    /// Players leave their sockets' options at the OS defaults (no TCP_NODELAY).
+    pub plain_sockets: bool,
 }
 
 /// One player slot: a connection at a time, reconnected on churn; counters add up over them.
@@ -142,6 +144,8 @@ pub struct BenchReport {
     pub players_never_live: usize,
     /// Churn: mean player lifetime asked for, in seconds.
     pub churn_s: Option<f64>,
+    /// Players kept their sockets' OS defaults (no TCP_NODELAY).
+    pub plain_sockets: bool,
     /// Churn: connections closed on purpose and opened again.
     pub reconnects: u64,
     pub failures: BTreeMap<String, usize>,
@@ -185,6 +189,7 @@ struct Bench {
     /// Per stream, without publishers: the newest timestamp any of its players saw.
     max_ts_seen: Vec<Option<u32>>,
     churn: Option<f64>,
+    plain_sockets: bool,
     /// Churn deadlines, soonest first; stale entries (not the player's `die_at`) are skipped.
     deadlines: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Players whose first frame arrived after their deadline: churned after this round of events.
@@ -294,6 +299,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
         publishers,
         max_ts_seen: vec![None; k],
         churn,
+        plain_sockets: args.plain_sockets,
         deadlines: BinaryHeap::new(),
         churn_now: Vec::new(),
         reconnects: 0,
@@ -449,7 +455,11 @@ impl Bench {
         p.gap.last = None;
         p.die_at = self.churn.map(|mean| now + lifetime(&mut p.rng, mean));
         let addr = self.addr;
+        let plain = self.plain_sockets;
         let result = Conn::connect(addr, url, Role::Play).and_then(|mut c| {
+            if plain {
+                c.plain_socket();
+            }
             c.register(self.poll.registry(), Token(i))
                 .map(|()| c)
                 .map_err(|source| ConnError::Connect { addr, source })
@@ -752,6 +762,7 @@ impl Bench {
                 .filter(|p| p.ever_got_frames && !p.ever_live)
                 .count(),
             churn_s: self.churn,
+            plain_sockets: self.plain_sockets,
             reconnects: self.reconnects,
             failures: self.failures.clone(),
             bytes_received: ps.iter().map(|p| p.bytes).sum(),

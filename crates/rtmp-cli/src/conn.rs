@@ -186,6 +186,8 @@ pub struct Conn {
     events: VecDeque<ConnEvent>,
     /// Enhanced RTMP video FourCCs announced in `connect`.
     fourcc: Vec<String>,
+    /// TCP_NODELAY once connected (off: the socket keeps the OS defaults, as most players do).
+    nodelay: bool,
 }
 
 impl Conn {
@@ -205,7 +207,14 @@ impl Conn {
             stage: Stage::Tcp,
             events: VecDeque::new(),
             fourcc: Vec::new(),
+            nodelay: true,
         })
+    }
+
+    /// Leaves the socket's options at the OS defaults (Nagle on), as FFmpeg, OBS and browsers
+    /// do, instead of setting TCP_NODELAY.
+    pub fn plain_socket(&mut self) {
+        self.nodelay = false;
     }
 
     /// Announces Enhanced RTMP support for these video FourCCs (e.g. "hvc1") in `connect`.
@@ -278,7 +287,9 @@ impl Conn {
         match self.sock.peer_addr() {
             Ok(_) => {
                 self.stage = Stage::Handshake;
-                let _ = self.sock.set_nodelay(true);
+                if self.nodelay {
+                    let _ = self.sock.set_nodelay(true);
+                }
                 Ok(true)
             }
             Err(e)

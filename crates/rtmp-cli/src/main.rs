@@ -115,6 +115,10 @@ enum Cmd {
         /// same stream again.
         #[arg(long, value_name = "SECS")]
         churn: Option<f64>,
+        /// Players keep their sockets' OS defaults (Nagle on, no TCP_NODELAY), as FFmpeg, OBS
+        /// and browsers do; publishers still set TCP_NODELAY.
+        #[arg(long)]
+        plain_sockets: bool,
         #[arg(long)]
         json: bool,
     },
@@ -221,6 +225,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             ramp,
             streams,
             churn,
+            plain_sockets,
             json,
         } => {
             let report = bench::run(&bench::BenchArgs {
@@ -232,6 +237,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 ramp,
                 streams: usize::try_from(streams).unwrap_or(1),
                 churn,
+                plain_sockets,
             })?;
             if json {
                 let s = serde_json::to_string_pretty(&report)
