@@ -100,6 +100,17 @@ impl Peer {
 
     /// Queues one media message; false when the player's queue is full (`out_queue`).
     pub fn push_media(&self, b: Bytes) -> bool {
+        self.queue_media(b, false)
+    }
+
+    /// Queues one media message that may wait for the next write this connection makes anyway
+    /// (`write_merge auto`: audio waits for the video frame that follows it); the caller makes
+    /// sure one comes soon. False when the player's queue is full.
+    pub fn push_media_held(&self, b: Bytes) -> bool {
+        self.queue_media(b, true)
+    }
+
+    fn queue_media(&self, b: Bytes, held: bool) -> bool {
         if self.closed.get() {
             return true;
         }
@@ -110,7 +121,9 @@ impl Peer {
         q.push(b, true);
         let ms = self.merge_ms.get();
         if ms == 0 {
-            self.conn.post_write();
+            if !held {
+                self.conn.post_write();
+            }
         } else if !self.merge_armed.get() && !self.conn.write_timer_set() {
             // A running write timer is a send timeout: the socket is full and its write event
             // will flush the queue anyway.

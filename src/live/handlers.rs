@@ -10,7 +10,7 @@ use rtmp_proto::RawMessage;
 
 use crate::core::hooks::{PlayReq, PublishReq, Step};
 use crate::core::session::Session;
-use crate::log_info;
+use crate::{log_debug, log_info, log_warn};
 use crate::ngx::module::CtxRef;
 use crate::ngx::now_ms;
 use crate::ngx::timer::{Again, Timer};
@@ -49,7 +49,7 @@ fn get_stream(s: &Session, key: &Key, create: bool) -> Option<Rc<RefCell<Stream>
     if !create {
         return None;
     }
-    let st = Rc::new(RefCell::new(Stream::new(&key.1)));
+    let st = Rc::new(RefCell::new(Stream::new(&key.1, main.gop_budget())));
     streams.insert(key.clone(), st.clone());
     Some(st)
 }
@@ -154,7 +154,38 @@ pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
             st.publish_message(msg, conf);
         }
     }
+    enforce_gop_budget(s);
     Step::Continue
+}
+
+/// Over the worker's `gop_cache_budget`: drops the caches of the streams whose last player joined
+/// longest ago until the caches fit again.
+fn enforce_gop_budget(s: &Session) {
+    let main = s.srv_ctx.main::<LiveModule>();
+    let budget = main.gop_budget();
+    if !budget.over() {
+        return;
+    }
+    if budget.first_time_over() {
+        log_warn!(
+            s.log,
+            "rtmp: live: GOP caches reached \"gop_cache_budget\" ({} bytes): the caches of streams \
+             with the least recent players are dropped until a player joins them",
+            budget.limit()
+        );
+    }
+    let Ok(streams) = main.streams.try_borrow() else { return };
+    while budget.over() {
+        let coldest = streams
+            .values()
+            .filter_map(|st| st.try_borrow().ok().filter(|st| st.gop_bytes() > 0).map(|b| (b.gop_last_join_ms(), st)))
+            .min_by_key(|(t, _)| *t)
+            .map(|(_, st)| st.clone());
+        let Some(st) = coldest else { break };
+        let Ok(mut st) = st.try_borrow_mut() else { break };
+        log_debug!(s.log, "rtmp: live: GOP cache of \"{}\" dropped ({} bytes)", st.name, st.gop_bytes());
+        st.evict_gop();
+    }
 }
 
 pub fn close_stream(s: &mut Session, stream_id: u32) -> Step {

@@ -15,7 +15,7 @@ use crate::core::hooks_mut;
 use crate::ngx::conf::Conf;
 use crate::ngx::module::{
     RtmpModule, RtmpModuleCtx, NGX_RTMP_RS_MODULE, RTMP_APP_CONF, RTMP_APP_CONF_OFFSET, RTMP_MAIN_CONF,
-    RTMP_SRV_CONF,
+    RTMP_MAIN_CONF_OFFSET, RTMP_SRV_CONF,
 };
 use crate::slot;
 pub use conf::{LiveAppConf, LiveMainConf, Meta};
@@ -52,7 +52,7 @@ const FLAG: u32 = nginx_sys::NGX_CONF_FLAG;
 const RSA: u32 = RTMP_MAIN_CONF | RTMP_SRV_CONF | RTMP_APP_CONF;
 const OFF: usize = RTMP_APP_CONF_OFFSET;
 
-static mut LIVE_COMMANDS: [ngx_command_t; 20] = [
+static mut LIVE_COMMANDS: [ngx_command_t; 21] = [
     slot!(LiveAppConf, live, c"live", RSA | FLAG, OFF),
     slot!(LiveAppConf, meta, c"meta", RSA | TAKE1, OFF),
     slot!(LiveAppConf, stream_buckets, c"stream_buckets", RSA | TAKE1, OFF),
@@ -76,6 +76,8 @@ static mut LIVE_COMMANDS: [ngx_command_t; 20] = [
     slot!(LiveAppConf, gop_max_audio_count, c"gop_max_audio_count", RSA | TAKE1, OFF),
     slot!(LiveAppConf, gop_max_size, c"gop_max_size", RSA | TAKE1, OFF),
     slot!(LiveAppConf, write_merge, c"write_merge", RSA | TAKE1, OFF),
+    // One budget per worker, so only at the rtmp level.
+    slot!(LiveMainConf, gop_cache_budget, c"gop_cache_budget", RTMP_MAIN_CONF | TAKE1, RTMP_MAIN_CONF_OFFSET),
     ngx_command_t::empty(),
 ];
 

@@ -16,8 +16,8 @@ use crate::log_info;
 use crate::ngx::now_ms;
 use crate::ngx::timer::Timer;
 
-use super::conf::{LiveAppConf, Meta};
-use super::gop::GopCache;
+use super::conf::{LiveAppConf, Meta, WriteMerge};
+use super::gop::{GopBudget, GopCache};
 use super::meta::CodecInfo;
 
 pub struct Publisher {
@@ -144,6 +144,8 @@ pub struct Stream {
     codec: CodecInfo,
     /// When the publisher last sent audio or video (nginx msec), for `drop_idle_publisher`.
     pub last_media_ms: u64,
+    /// When the publisher last sent a video frame (nginx msec), for `write_merge auto`.
+    last_video_ms: u64,
     /// `drop_idle_publisher`'s timer, running while a publisher is on.
     pub idle_timer: Option<Timer>,
 }
@@ -173,8 +175,23 @@ impl<'a> Shared<'a> {
 }
 
 impl Stream {
-    pub fn new(name: &str) -> Self {
-        Stream { name: name.to_string(), ..Default::default() }
+    pub fn new(name: &str, budget: Rc<GopBudget>) -> Self {
+        Stream { name: name.to_string(), gop: GopCache::new(budget, now_ms()), ..Default::default() }
+    }
+
+    /// When a player last joined (or the publisher started), for the GOP cache budget.
+    pub fn gop_last_join_ms(&self) -> u64 {
+        self.gop.last_join_ms()
+    }
+
+    /// Bytes this stream's GOP cache holds.
+    pub fn gop_bytes(&self) -> usize {
+        self.gop.bytes()
+    }
+
+    /// Drops the GOP cache for the worker's budget; it starts again once a player joins.
+    pub fn evict_gop(&mut self) {
+        self.gop.evict();
     }
 
     /// What the publisher's sequence headers and metadata say (for stat, HLS, notify).
@@ -199,6 +216,7 @@ impl Stream {
         self.audio_fourcc = None;
         self.video_needs_header = false;
         self.gop.clear();
+        self.gop.touch(now_ms());
         self.codec = CodecInfo::default();
         for p in &mut self.players {
             p.restart();
@@ -255,6 +273,7 @@ impl Stream {
     /// Adds a player. With a GOP cached it gets metadata, sequence headers and the GOP from its
     /// keyframe at once, and goes on live from there.
     pub fn join(&mut self, mut p: Player, conf: &LiveAppConf) {
+        self.gop.touch(now_ms());
         let whole_gop = p.takes_video(self.video_fourcc) && p.takes_audio(self.audio_fourcc);
         let decodable = !self.video_needs_header || self.video_header.is_some();
         if self.publisher.is_some() && conf.gop_cache() && !self.gop.is_empty() && whole_gop && decodable {
@@ -302,6 +321,7 @@ impl Stream {
             }
             return;
         }
+        self.last_video_ms = now_ms();
         if conf.gop_cache() {
             self.gop.push(csid::VIDEO, msg, true, info.keyframe, &conf.gop_limits());
         }
@@ -362,6 +382,11 @@ impl Stream {
         }
         let wait_video = conf.wait_video() && self.has_video;
         let has_video = self.has_video;
+        // `write_merge auto`: while video flows, a player that gets it writes its audio together
+        // with the next video frame (at most one frame interval later).
+        let video_flows = conf.write_merge() == WriteMerge::Auto
+            && has_video
+            && now_ms().saturating_sub(self.last_video_ms) <= VIDEO_FLOW_MS;
         let (meta, ah) = (&self.meta, &self.audio_header);
         for p in &mut self.players {
             if p.paused || !p.recv_audio || !p.takes_audio(info.fourcc) {
@@ -381,7 +406,10 @@ impl Stream {
                 }
                 p.dropping = false;
             }
-            if !p.peer.push_media(shared.bytes(p)) {
+            let held = video_flows && p.video_started && p.recv_video && !p.video_refused;
+            let b = shared.bytes(p);
+            let queued = if held { p.peer.push_media_held(b) } else { p.peer.push_media(b) };
+            if !queued {
                 p.dropping = true;
             }
         }
@@ -421,6 +449,9 @@ impl Stream {
         self.meta = Some(m);
     }
 }
+
+/// Video that came within this long is flowing: audio may wait for its next frame (10 fps and up).
+const VIDEO_FLOW_MS: u64 = 100;
 
 fn needs_video_header(codec: VideoCodec, enhanced: bool) -> bool {
     enhanced || matches!(codec, VideoCodec::Avc | VideoCodec::Hevc | VideoCodec::Av1 | VideoCodec::Vp9)
