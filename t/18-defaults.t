@@ -165,3 +165,14 @@ server {
 }
 --- must_die: "gop_cache_budget" directive is not allowed here
 --- must_die_line: 3
+
+
+
+=== TEST 7: write_merge takes auto, off or a time
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; write_merge sometimes; }
+}
+--- must_die: "write_merge"
+--- must_die_line: 3
