@@ -62,7 +62,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('test'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my $p = ffprobe_play($url, 10);
 is($p->{video}, 'h264', 'video is h264') or diag($p->{stderr});
 is($p->{audio}, 'aac', 'audio is aac');
@@ -80,7 +80,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('test'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my ($file, $code, $err) = rtmpdump_play($url, 3);
 ok(-s $file, 'rtmpdump wrote a file') or diag("rtmpdump exit $code: $err");
 my $p = ffprobe_play($file, 10);

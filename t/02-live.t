@@ -19,7 +19,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('test'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my $p = ffprobe_play($url, 10);
 is($p->{video}, 'h264', 'video codec') or diag($p->{stderr});
 is($p->{width}, 640, 'width');
@@ -38,7 +38,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('test'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my ($v, $a, $err) = count_frames($url, 4);
 cmp_ok($v, '>=', 50, 'video frames in 4 s') or diag($err);
 cmp_ok($a, '>=', 50, 'audio frames in 4 s');
@@ -56,7 +56,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('test'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my @h = map { in_background(sub { count_frames($url, 4) }) } 1 .. 2;
 for my $i (0 .. 1) {
     my ($v, $a, $err) = result_of($h[$i], 30);
@@ -76,7 +76,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $h = in_background(sub { count_frames($url, 8) });
-sleep 1;
+ok(wait_playing('test'), 'the player is there first');
 my $pub = publish($url, loop => 1);
 my ($v, $a, $err) = result_of($h, 40);
 cmp_ok($v // 0, '>', 0, 'early player gets video frames') or diag($err);
@@ -94,13 +94,13 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $pub = publish($url);
-sleep 2;
+ok(wait_published('test'), 'first publisher publishes') or diag(publisher_log($pub));
 is(wait_publisher($pub, 0), undef, 'first publisher running') or diag(publisher_log($pub));
 stop($pub);
-sleep 1;
+ok(wait_unpublished('test'), 'the server saw it leave');
 my $pub2 = publish($url, loop => 1);
-sleep 1;
-is(wait_publisher($pub2, 0), undef, 'second publisher accepted') or diag(publisher_log($pub2));
+ok(wait_published('test', 2), 'second publisher accepted') or diag(publisher_log($pub2));
+is(wait_publisher($pub2, 0), undef, 'second publisher running') or diag(publisher_log($pub2));
 my ($v, $a, $err) = count_frames($url, 3);
 cmp_ok($v, '>', 25, 'player gets the new stream') or diag($err);
 unlike($err, $main::DECODE_ERRORS, 'no decoding errors');
@@ -116,7 +116,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $pub = publish($url, loop => 1);
-sleep 2;
+ok(wait_published('test'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my $pub2 = publish($url, loop => 1);
 my $code = wait_publisher($pub2, 10);
 ok(defined $code, 'second publisher gives up within 10 s');
@@ -139,7 +139,7 @@ server {
 my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
 my $pub = publish("$base/live/a", loop => 1);
 my $pub2 = publish("$base/live2/a", loop => 1);
-sleep 2;
+ok(wait_published('a', 2), 'both publish') or diag(publisher_log($pub), publisher_log($pub2));
 is(wait_publisher($pub2, 0), undef, 'same name in another application is accepted')
     or diag(publisher_log($pub2));
 for my $app (qw(live live2)) {
@@ -161,7 +161,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('test'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my $dump = in_background(sub { rtmpdump_play($url, 4) });
 my $gst = in_background(sub { gst_play($url, 5) });
 my ($v, $a, $err) = count_frames($url, 4);

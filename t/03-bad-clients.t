@@ -7,9 +7,11 @@ use Time::HiRes ();
 # Publishes to live/$name, plays 2 s of it and checks frames arrive.
 sub stream_works {
     my ($port, $name) = @_;
-    my $url = "rtmp://127.0.0.1:$port/live/" . ($name || 'after');
+    $name ||= 'after';
+    my $url = "rtmp://127.0.0.1:$port/live/$name";
+    my $before = () = log_lines(qr/rtmp: live: publish "\Q$name\E" \(/);
     my $pub = publish($url, loop => 1);
-    sleep 1;
+    ok(wait_published($name, $before + 1), "FFmpeg publishes ($url)") or diag(publisher_log($pub));
     my ($v, $a, $err) = count_frames($url, 2);
     cmp_ok($v, '>', 0, "publish and play still work ($url)") or diag($err, publisher_log($pub));
     stop($pub);
@@ -34,7 +36,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('test'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my $s = rtmp_connect_raw($TEST_NGINX_RTMP_PORT);
 send_bytes($s, "\xff" x 4000);
 ok(is_closed($s, 5), 'garbage client is closed');
@@ -169,10 +171,11 @@ server {
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test";
 my $player = in_background(sub { count_frames($url, 4) });
 my $pub = publish($url, loop => 1);
-sleep 2;
+ok(wait_published('test') && wait_playing('test'), 'FFmpeg publishes and plays') or diag(publisher_log($pub));
+sleep 1;    # media flows for a while
 kill 'KILL', -$pub, $pub;
 wait_publisher($pub, 5);
 my ($v) = result_of($player, 30);
 ok(defined $v, 'player ends after the publisher vanished');
-sleep 1;
+ok(wait_unpublished('test'), 'the server ends the killed publish');
 main::stream_works($TEST_NGINX_RTMP_PORT, 'test');

@@ -27,7 +27,8 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/gop";
 my $pub = publish($url, loop => 1);
-sleep 2;
+ok(wait_published('gop'), 'FFmpeg publishes') or diag(publisher_log($pub));
+sleep 1;    # the probes join mid-GOP
 # The test media has a keyframe every 2 s: without a cache, three probes 0.7 s apart would wait
 # for the next keyframe (0-2 s each); with it, each starts from the cached one.
 for my $i (1 .. 3) {
@@ -53,7 +54,8 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/nogop";
 my $pub = publish($url, loop => 1);
-sleep 2;
+ok(wait_published('nogop'), 'FFmpeg publishes') or diag(publisher_log($pub));
+sleep 1;    # the probe joins mid-GOP
 my $p = main::probe($url);
 ok($p->{video} && $p->{video}{keyframe_first}, 'first video frame is a keyframe') or diag(explain($p));
 
@@ -71,7 +73,7 @@ server {
 my $port = $TEST_NGINX_RTMP_PORT;
 my $url = "rtmp://127.0.0.1:$port/live/slow";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('slow'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my $s = rtmp_connect_raw($port);
 setsockopt($s, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), 4096);
 ok(rtmp_handshake($s), 'handshake');

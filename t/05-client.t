@@ -20,7 +20,7 @@ my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/cli";
 my $media = media();
 my $pid = fork // die;
 if (!$pid) { open(STDERR, ">", "/dev/null"); exec("timeout", "20", $main::RTMP, "publish", $url, "--file", $media, "--loop") or exit 127 }
-sleep 2;
+ok(wait_published('cli'), 'rtmp publish publishes');
 my $p = ffprobe_play($url, 10);
 is($p->{video}, 'h264', 'ffprobe: video');
 is($p->{audio}, 'aac', 'ffprobe: audio');
@@ -44,7 +44,7 @@ server {
 my $port = $TEST_NGINX_RTMP_PORT;
 my $url = "rtmp://127.0.0.1:$port/live/busy";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('busy'), 'FFmpeg publishes first') or diag(publisher_log($pub));
 my $err = `timeout 20 $main::RTMP publish '$url' --file @{[media()]} 2>&1`;
 isnt($? >> 8, 0, 'second publisher fails');
 like($err, qr/NetStream\.Publish\.BadName/, 'BadName is reported');
@@ -80,9 +80,15 @@ server {
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/synth";
 my $pid = fork // die;
 if (!$pid) { open(STDERR, ">", "/dev/null"); exec("timeout", "20", $main::RTMP, "publish", $url, "--bitrate", "1000", "--fps", "25", "--gop", "50") or exit 127 }
-sleep 1;
-my $probe = `timeout 20 $main::RTMP probe --json '$url' 2>/dev/null`;
-my $p = eval { JSON::PP::decode_json($probe) } // {};
+ok(wait_published('synth'), 'rtmp publish publishes');
+# A player that joins in the moment between the publish and the sequence headers gets metadata
+# without the SPS's fields: probe until the server has them (at most 10 s).
+my ($probe, $p);
+wait_until(sub {
+    $probe = `timeout 20 $main::RTMP probe --json '$url' 2>/dev/null`;
+    $p = eval { JSON::PP::decode_json($probe) } // {};
+    $p->{video} && $p->{audio} && defined $p->{metadata}{width};
+}, 10, 0.2);
 is($p->{video}{codec}, 'AVC', 'probe: H.264') or diag($probe);
 is($p->{audio}{codec}, 'AAC', 'probe: AAC');
 is($p->{metadata}{width}, 640, 'metadata built from its SPS');

@@ -15,9 +15,10 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/t";
 my $first = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('t'), 'the first publisher publishes') or diag(publisher_log($first));
 my $h = in_background(sub { count_frames($url, 7) });
-sleep 2;
+ok(wait_playing('t'), 'the player plays');
+sleep 2;    # frames of the first publisher
 my $second = publish($url, loop => 1);
 ok(defined wait_publisher($first, 10), 'the first publisher was disconnected');
 my ($v, $a, $err) = result_of($h, 40);
@@ -37,7 +38,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/t";
 my $first = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('t'), 'the first publisher publishes') or diag(publisher_log($first));
 my $second = publish($url, loop => 1);
 ok(defined wait_publisher($second, 10), 'the second publisher is refused');
 is(wait_publisher($first, 0), undef, 'the first keeps publishing');

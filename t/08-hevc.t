@@ -46,7 +46,7 @@ server {
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/hevc";
 my $src = hevc_flv('enhanced');
 my $pub = rtmp_publish($url, $src, loop => 1, args => ['--fourcc', 'hvc1']);
-sleep 1;
+ok(wait_published('hevc'), 'rtmp publish publishes') or diag(publisher_log($pub));
 my $out = Test::Nginx::Rtmp::tmp_dir() . '/hvc1.flv';
 my $rc = system("timeout 20 @{[rtmp_cli()]} --fourcc hvc1 play $url --duration 4 --out $out >/dev/null 2>&1");
 is($rc, 0, 'rtmp play --fourcc hvc1 exits 0');
@@ -69,7 +69,7 @@ server {
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/hevc";
 my $src = hevc_flv('enhanced');
 my $pub = rtmp_publish($url, $src, loop => 1, args => ['--fourcc', 'hvc1']);
-sleep 1;
+ok(wait_published('hevc'), 'rtmp publish publishes') or diag(publisher_log($pub));
 my $dir = Test::Nginx::Rtmp::tmp_dir();
 my $legacy = in_background(sub {
     system("timeout 20 @{[rtmp_cli()]} play $url --duration 3 --out $dir/legacy.flv >/dev/null 2>&1");
@@ -94,7 +94,7 @@ server {
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/hevc12";
 my $src = hevc_flv('legacy');
 my $pub = rtmp_publish($url, $src, loop => 1);
-sleep 1;
+ok(wait_published('hevc12'), 'rtmp publish publishes') or diag(publisher_log($pub));
 my $out = Test::Nginx::Rtmp::tmp_dir() . '/legacy12.flv';
 my $rc = system("timeout 20 @{[rtmp_cli()]} play $url --duration 4 --out $out >/dev/null 2>&1");
 is($rc, 0, 'rtmp play exits 0');

@@ -37,6 +37,7 @@ ok($s, 'the raw publisher is publishing');
 my $t0 = Time::HiRes::time();
 ok(is_closed($s, 6), 'the idle publisher is closed');
 cmp_ok(Time::HiRes::time() - $t0, '>=', 0.8, 'not before the idle time');
+ok(wait_published('busy'), 'FFmpeg publishes') or diag(publisher_log($busy));
 my ($v) = count_frames("rtmp://127.0.0.1:$port/live/busy", 2);
 cmp_ok($v // 0, '>', 20, 'the busy publisher still publishes');
 is(wait_publisher($busy, 0), undef, 'the busy publisher was not dropped') or diag(publisher_log($busy));
@@ -54,7 +55,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/m";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('m'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my ($v, $a, $err) = count_frames($url, 4);
 cmp_ok($v, '>=', 90, 'video frames decoded') or diag($err);
 cmp_ok($a, '>=', 150, 'audio frames decoded');
@@ -71,7 +72,7 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/i";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('i'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my ($v, $a, $err) = count_frames($url, 3);
 cmp_ok($v, '>=', 60, 'video frames decoded') or diag($err);
 cmp_ok($a, '>=', 100, 'audio frames decoded');
@@ -99,7 +100,8 @@ server {
 --- run
 my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/w";
 my $pub = publish($url, loop => 1);
-sleep 1;
+ok(wait_published('w'), 'FFmpeg publishes') or diag(publisher_log($pub));
+sleep 1;    # join mid-GOP
 # Joining mid-GOP: video waits for a keyframe (up to 2 s of this media), and audio with it.
 my $out = `timeout 20 @{[rtmp_cli()]} probe $url --json 2>&1`;
 my $r = eval { JSON::PP::decode_json($out) } // {};
