@@ -218,7 +218,9 @@ sub reload_while_streaming {
     my @pubs = publish_everywhere($port, 'rl', $n);
     is(scalar @pubs, $n, 'a publisher on every worker');
     my $player = in_background(sub { count_frames($url, 8) });
-    sleep 2;
+    # The player must be on an old worker when the reload comes.
+    ok(wait_playing('rl'), 'the player plays');
+    sleep 1;
     # New connections are accepted all through the reload.
     my $probe = in_background(sub {
         my $ok = 0;
@@ -281,7 +283,9 @@ my ($worker) = Test::Nginx::Rtmp::worker_pids(main::master_pid());
 my $pub = publish($url, loop => 1, file => media('bench.flv'));
 ok(wait_until(sub { main::error_log_text() =~ /live: publish "load"/ }, 10), 'FFmpeg publishes');
 my $bench = in_background(sub { main::bench($url, '--players', 100, '--duration', 8) });
-sleep 2;    # the 100 players are up (ramp: 500/s) and past their join burst
+# The baseline is taken once the 100 players are up (ramp: 500/s) and past their join burst.
+ok(wait_playing('load', 100, 30), 'the 100 players play');
+sleep 1;
 my $rss0 = main::rss_kb($worker);
 my $t0 = Time::HiRes::time();
 my $stuck = main::raw_play($port, 'load', rcvbuf => 4096, no_wait => 1);

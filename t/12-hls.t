@@ -126,8 +126,10 @@ ok(!grep({ $_->{uri} =~ /tmp/ } @{ $p->{segs} }), 'no temporary file is listed')
 my ($frames, $err) = decode("http://127.0.0.1:$TEST_NGINX_HTTP_PORT/hls/test.m3u8", 6);
 cmp_ok($frames, '>=', 140, 'ffmpeg decodes 6 s of the live playlist over HTTP');
 is($err, '', 'without a decoding error');
-# Sequence numbers and files: the same sequence keeps naming the same URI.
-my $p2 = wait_segments("$dir/test.m3u8", 1, 1);
+# Sequence numbers and files: the same sequence keeps naming the same URI. The window slides
+# with the next segment (2 s): wait for it.
+my $p2;
+wait_until(sub { $p2 = playlist("$dir/test.m3u8"); ($p2->{seq} // -1) > $p->{seq} }, 15, 0.2);
 my %by_seq1 = map { ($p->{seq} + $_ => $p->{segs}[$_]{uri}) } 0 .. $#{ $p->{segs} };
 my %by_seq2 = map { ($p2->{seq} + $_ => $p2->{segs}[$_]{uri}) } 0 .. $#{ $p2->{segs} };
 ok(!grep({ exists $by_seq2{$_} && $by_seq2{$_} ne $by_seq1{$_} } keys %by_seq1), 'a media sequence number always names the same URI');
@@ -195,11 +197,18 @@ my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/re";
 my $pub = publish($url, loop => 1, timeout => 60);
 my $p1 = wait_segments("$dir/re.m3u8", 3, 30);
 stop($pub);
-Time::HiRes::sleep(0.5);
+# The writer finishes when the session closes: its last segment and the playlist are renamed
+# into place (no temporary file left).
+ok(wait_unpublished('re') && wait_until(sub { !ts_files($dir, qr/\.tmp$/) }, 10, 0.1),
+   'the first publish is finished') or diag(join ' ', ts_files($dir, qr/./));
 $p1 = playlist("$dir/re.m3u8");
 my $n1 = @{ $p1->{segs} };
-ok(kill('HUP', `cat $TEST_NGINX_PREFIX/logs/nginx.pid` + 0), 'nginx reloads');
-sleep 2;
+my $master = `cat $TEST_NGINX_PREFIX/logs/nginx.pid` + 0;
+my @old = Test::Nginx::Rtmp::worker_pids($master);
+ok(kill('HUP', $master), 'nginx reloads');
+# The next publish goes to the new worker: wait until the old one (no clients left) is gone.
+ok(wait_until(sub { my @w = Test::Nginx::Rtmp::worker_pids($master); @w == 1 && !grep({ kill 0, $_ } @old) }, 20),
+   'the new worker took over');
 $pub = publish($url, loop => 1, timeout => 60);
 my $p2 = wait_segments("$dir/re.m3u8", $n1 + 2, 30);
 ok($p2, 'the second publish adds segments');

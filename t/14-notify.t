@@ -90,7 +90,7 @@ for my $app (qw(deny garbage closed empty)) {
     like($out, qr/BadName|closed/i, "$app: the client is told");
 }
 my $pub = publish("$base/play/s", loop => 1, timeout => 30);
-sleep 1;
+ok(wait_published('s'), 'FFmpeg publishes play/s') or diag(publisher_log($pub));
 my $out = `timeout 20 $cli play $base/play/s --duration 2 2>&1`;
 isnt($? >> 8, 0, 'a refused play fails');
 like($out, qr/Play\.Failed/, 'with Play.Failed');
@@ -123,11 +123,11 @@ server {
 my $rec = recorder();
 my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
 my $pub = publish("$base/live/original", loop => 1, timeout => 30);
-sleep 2;
+ok(wait_published('renamed'), 'published as "renamed"') or diag(publisher_log($pub));
 my ($v) = count_frames("$base/live/renamed", 2);
 cmp_ok($v, '>=', 25, 'the publish went on under the redirected name');
 my $pub2 = publish("$base/view/real", loop => 1, timeout => 30);
-sleep 2;
+ok(wait_published('real'), 'view/real publishes') or diag(publisher_log($pub2));
 ($v) = count_frames("$base/view/whatever", 2);
 cmp_ok($v, '>=', 25, 'a play redirected to another name plays it');
 stop($_) for $pub, $pub2;
@@ -149,7 +149,7 @@ server {
 my $rec = recorder();
 my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
 my $guard = publish("$base/live/guard", loop => 1, timeout => 40);
-sleep 1;
+ok(wait_published('guard'), 'the guard publishes') or diag(publisher_log($guard));
 # The guard player: our client's bench mode measures the longest gap between media messages.
 my $player = in_background(sub {
     my ($code, $out) = Test::Nginx::Rtmp::run_cmd([rtmp_cli(), 'bench', "$base/live/guard", '--players', '1',
@@ -212,7 +212,7 @@ my @c = wait_calls($rec, 'publish', 2);
 my ($jc) = grep { $_->{path} eq '/chunked' } @c;
 like($jc->{ctype} // '', qr{^application/json}, 'notify_format json');
 is($jc->{fields}{name}, 'j', 'JSON body fields');
-sleep 2;
+ok(wait_published('j'), 'json/j publishes') or diag(publisher_log($j));
 my ($v) = count_frames("$base/json/j", 2);
 cmp_ok($v, '>=', 25, 'a chunked 200 lets the stream go on');
 stop($_) for $g, $j;
@@ -240,9 +240,9 @@ is($c->{fields}{app}, 'gate', 'connect: app');
 like($c->{fields}{epoch} // '', qr/^\d+$/, 'connect: epoch');
 # FFmpeg sends its commands right after connect; they wait for the slow answer, then run in order.
 my $pub = publish("$base/slow/s", loop => 1, timeout => 30);
-sleep 3;
+ok(wait_published('s'), 'the publisher behind the slow on_connect publishes') or diag(publisher_log($pub));
 my $p2 = publish("$base/old/r", loop => 1, timeout => 30);
-sleep 2;
+ok(wait_published('r'), 'the redirected one publishes') or diag(publisher_log($p2));
 my ($v) = count_frames("$base/new/r", 2);
 cmp_ok($v, '>=', 25, 'a connect redirected to application "new" publishes there');
 ($v) = count_frames("$base/slow/s", 2);
@@ -265,7 +265,7 @@ server {
 my $rec = recorder();
 my $port = $TEST_NGINX_RTMP_PORT;
 my $pub = publish("rtmp://127.0.0.1:$port/live/q", loop => 1, timeout => 30);
-sleep 3;
+ok(wait_published('q'), 'FFmpeg publishes') or diag(publisher_log($pub));
 my $s = rtmp_connect_raw($port);
 ok(rtmp_handshake($s), 'handshake');
 my $cmd = sub { amf_str($_[0]) . amf_num($_[1]) . join('', @_[2 .. $#_]) };
