@@ -34,6 +34,14 @@ sub traced {
     return (\@lines, @r);
 }
 
+# Connects, shakes hands and closes; true when the handshake completed.
+sub handshake_once {
+    my $s = rtmp_connect_raw($_[0]) or return;
+    my $done = rtmp_handshake($s);
+    close $s;
+    return $done;
+}
+
 # writev calls per file descriptor in a trace.
 sub writevs_by_fd {
     my %n;
@@ -52,12 +60,7 @@ server {
     application live { live on; }
 }
 --- run
-my ($trace, $ok) = main::traced('setsockopt', sub {
-    my $s = rtmp_connect_raw($TEST_NGINX_RTMP_PORT) or return;
-    my $done = rtmp_handshake($s);
-    close $s;
-    return $done;
-});
+my ($trace, $ok) = main::traced('setsockopt', sub { main::handshake_once($TEST_NGINX_RTMP_PORT) });
 ok($ok, 'a client connected and shook hands');
 my @nodelay = grep { /setsockopt\(\d+, SOL_TCP, TCP_NODELAY, \[1\]/ } @$trace;
 is(scalar @nodelay, 1, 'TCP_NODELAY set once, on the client connection') or diag(explain($trace));
@@ -72,12 +75,7 @@ server {
     application live { live on; }
 }
 --- run
-my ($trace, $ok) = main::traced('setsockopt', sub {
-    my $s = rtmp_connect_raw($TEST_NGINX_RTMP_PORT) or return;
-    my $done = rtmp_handshake($s);
-    close $s;
-    return $done;
-});
+my ($trace, $ok) = main::traced('setsockopt', sub { main::handshake_once($TEST_NGINX_RTMP_PORT) });
 ok($ok, 'a client connected and shook hands');
 is(scalar(grep { /TCP_NODELAY/ } @$trace), 0, 'no TCP_NODELAY') or diag(explain($trace));
 
