@@ -20,7 +20,7 @@ sub traced {
     my $st = fork() // die "fork: $!";
     if (!$st) {
         open STDERR, '>', '/dev/null';
-        exec 'strace', '-qq', '-e', "trace=$syscalls", '-p', $pid, '-o', $out;
+        { exec 'strace', '-qq', '-e', "trace=$syscalls", '-p', $pid, '-o', $out }
         POSIX::_exit(127);
     }
     # strace writes its file once attached.
