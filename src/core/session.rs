@@ -136,9 +136,7 @@ impl Accept for SessionStarter {
         if srv.so_keepalive == Some(true) && !conn.set_keepalive() {
             log_info!(conn.log(), "rtmp: setsockopt(SO_KEEPALIVE) failed");
         }
-        if srv.tcp_nodelay() && !conn.set_nodelay() {
-            log_info!(conn.log(), "rtmp: setsockopt(TCP_NODELAY) failed");
-        }
+        set_nodelay(conn, srv);
         conn.read_timer(srv.timeout_ms());
         conn.attach(s);
         if conn.read_ready() {
@@ -146,6 +144,13 @@ impl Accept for SessionStarter {
         } else if !conn.handle_read_event() {
             log_info!(conn.log(), "rtmp: could not arm the read event");
         }
+    }
+}
+
+/// `tcp_nodelay` on a connection accepted or opened (a relay).
+fn set_nodelay(conn: Conn, srv: &CoreSrvConf) {
+    if srv.tcp_nodelay() && !conn.set_nodelay() {
+        log_info!(conn.log(), "rtmp: setsockopt(TCP_NODELAY) failed");
     }
 }
 

@@ -68,13 +68,15 @@ impl LiveMainConf {
     /// The worker's GOP cache budget, 12 MiB by default: a 2 Mbit/s stream's 2 s GOP is about
     /// 0.5 MiB, so some 24 such streams keep instant start however long nobody joins them, and
     /// the streams players join keep theirs before those nobody joined.
-    pub fn gop_budget(&self) -> Rc<GopBudget> {
-        let limit = match self.gop_cache_budget {
-            None => 12 << 20,
-            Some(OrOff(None)) => usize::MAX,
-            Some(OrOff(Some(Size(n)))) => usize::try_from(n).unwrap_or(usize::MAX),
-        };
-        self.budget.get_or_init(|| Rc::new(GopBudget::new(limit))).clone()
+    pub fn gop_budget(&self) -> &Rc<GopBudget> {
+        self.budget.get_or_init(|| {
+            let limit = match self.gop_cache_budget {
+                None => 12 << 20,
+                Some(OrOff(None)) => usize::MAX,
+                Some(OrOff(Some(Size(n)))) => usize::try_from(n).unwrap_or(usize::MAX),
+            };
+            Rc::new(GopBudget::new(limit))
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use rtmp_proto::RawMessage;
 
-use crate::core::session::encode;
+use super::encodings::Encodings;
 
 /// Bounds on what one stream's cache holds; past any of them the cache is dropped until the next
 /// keyframe (a GOP that long would not start a player quickly anyway).
@@ -67,7 +67,7 @@ impl Default for GopBudget {
 struct Entry {
     cs: u32,
     msg: RawMessage,
-    encoded: RefCell<Vec<(u32, u32, Bytes)>>,
+    encoded: RefCell<Encodings>,
 }
 
 pub struct GopCache {
@@ -171,20 +171,16 @@ impl GopCache {
             return;
         }
         self.account(msg.payload.len());
-        self.entries.push(Entry { cs, msg: msg.clone(), encoded: RefCell::new(Vec::new()) });
+        self.entries.push(Entry { cs, msg: msg.clone(), encoded: RefCell::new(Encodings::default()) });
     }
 
     /// The cached messages encoded for a player, in publish order.
     pub fn encoded_for(&self, chunk_size: u32, stream_id: u32) -> impl Iterator<Item = Bytes> + '_ {
         self.entries.iter().map(move |e| {
-            let mut enc = e.encoded.borrow_mut();
-            if let Some((_, _, b)) = enc.iter().find(|(c, s, _)| *c == chunk_size && *s == stream_id) {
-                return b.clone();
+            let (b, new) = e.encoded.borrow_mut().get(e.cs, &e.msg, chunk_size, stream_id);
+            if new {
+                self.account(b.len());
             }
-            let m = RawMessage { stream_id, ..e.msg.clone() };
-            let b = encode(e.cs, &m, chunk_size);
-            self.account(b.len());
-            enc.push((chunk_size, stream_id, b.clone()));
             b
         })
     }

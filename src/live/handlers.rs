@@ -49,7 +49,7 @@ fn get_stream(s: &Session, key: &Key, create: bool) -> Option<Rc<RefCell<Stream>
     if !create {
         return None;
     }
-    let st = Rc::new(RefCell::new(Stream::new(&key.1, main.gop_budget())));
+    let st = Rc::new(RefCell::new(Stream::new(&key.1, main.gop_budget().clone())));
     streams.insert(key.clone(), st.clone());
     Some(st)
 }

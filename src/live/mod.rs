@@ -2,6 +2,7 @@
 //! encoded once per message and shared by every player.
 
 mod conf;
+mod encodings;
 mod gop;
 mod handlers;
 mod meta;

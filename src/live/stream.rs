@@ -17,6 +17,7 @@ use crate::ngx::now_ms;
 use crate::ngx::timer::Timer;
 
 use super::conf::{LiveAppConf, Meta, WriteMerge};
+use super::encodings::Encodings;
 use super::gop::{GopBudget, GopCache};
 use super::meta::CodecInfo;
 
@@ -150,27 +151,19 @@ pub struct Stream {
     pub idle_timer: Option<Timer>,
 }
 
-/// One message encoded lazily per (chunk size, message stream id): usually a single encoding
-/// shared by every player.
+/// One message being fanned out, encoded once per (chunk size, message stream id).
 struct Shared<'a> {
     cs: u32,
     msg: &'a RawMessage,
-    cache: Vec<(u32, u32, Bytes)>,
+    enc: Encodings,
 }
 
 impl<'a> Shared<'a> {
     fn new(cs: u32, msg: &'a RawMessage) -> Self {
-        Shared { cs, msg, cache: Vec::new() }
+        Shared { cs, msg, enc: Encodings::default() }
     }
     fn bytes(&mut self, p: &Player) -> Bytes {
-        let size = p.peer.chunk_size.get();
-        if let Some((_, _, b)) = self.cache.iter().find(|(c, s, _)| *c == size && *s == p.stream_id) {
-            return b.clone();
-        }
-        let m = RawMessage { stream_id: p.stream_id, ..self.msg.clone() };
-        let b = encode(self.cs, &m, size);
-        self.cache.push((size, p.stream_id, b.clone()));
-        b
+        self.enc.get(self.cs, self.msg, p.peer.chunk_size.get(), p.stream_id).0
     }
 }
 

@@ -334,40 +334,22 @@ unsafe extern "C" fn on_write<H: Handler>(ev: *mut ngx_event_t) {
 impl Conn {
     /// SO_KEEPALIVE on the client socket (`so_keepalive on` at server level).
     pub fn set_keepalive(self) -> bool {
-        let on: i32 = 1;
-        // SAFETY: setsockopt on the connection's own socket with a valid int option.
+        self.set_int_option(nginx_sys::SOL_SOCKET, nginx_sys::SO_KEEPALIVE, 1)
+    }
+
+    /// TCP_NODELAY on a TCP socket; true also where it does not apply (unix-domain sockets).
+    pub fn set_nodelay(self) -> bool {
+        self.peer_addr().is_none() || self.set_int_option(nginx_sys::IPPROTO_TCP, nginx_sys::TCP_NODELAY, 1)
+    }
+
+    fn set_int_option(self, level: u32, name: u32, value: i32) -> bool {
+        // SAFETY: setsockopt on the connection's own socket with an int option.
         unsafe {
             nginx_sys::setsockopt(
                 (*self.c()).fd,
-                nginx_sys::SOL_SOCKET as i32,
-                nginx_sys::SO_KEEPALIVE as i32,
-                &on as *const i32 as *const c_void,
-                std::mem::size_of::<i32>() as u32,
-            ) == 0
-        }
-    }
-}
-
-impl Conn {
-    /// TCP_NODELAY on a TCP socket; true also for sockets where it does not apply (unix-domain).
-    pub fn set_nodelay(self) -> bool {
-        // SAFETY: c->sockaddr is the peer address accept (or connect) stored with the connection;
-        // setsockopt works on the connection's own socket with a valid int option.
-        unsafe {
-            let c = &*self.c();
-            if c.sockaddr.is_null() {
-                return true;
-            }
-            let family = i32::from((*c.sockaddr).sa_family);
-            if family != nginx_sys::AF_INET as i32 && family != nginx_sys::AF_INET6 as i32 {
-                return true;
-            }
-            let on: i32 = 1;
-            nginx_sys::setsockopt(
-                c.fd,
-                nginx_sys::IPPROTO_TCP as i32,
-                nginx_sys::TCP_NODELAY as i32,
-                &on as *const i32 as *const c_void,
+                level as i32,
+                name as i32,
+                &value as *const i32 as *const c_void,
                 std::mem::size_of::<i32>() as u32,
             ) == 0
         }

@@ -62,9 +62,7 @@ impl Session {
     pub fn connect_out(o: Outgoing, init: impl FnOnce(&mut Ext)) -> Result<Rc<Peer>, String> {
         let srv = o.srv_ctx.srv::<CoreModule>();
         let (conn, _connected) = crate::ngx::conn::connect(&o.addr, o.log)?;
-        if srv.tcp_nodelay() && !conn.set_nodelay() {
-            crate::log_info!(conn.log(), "rtmp: setsockopt(TCP_NODELAY) failed");
-        }
+        super::set_nodelay(conn, srv);
         let cfg = SessionConfig {
             max_message: srv.max_message(),
             out_chunk_size: srv.chunk_size(),
