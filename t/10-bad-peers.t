@@ -126,25 +126,19 @@ sub media_tags {
 
 sub is_avc_header { $_[0][0] == 9 && substr($_[0][2], 0, 2) eq "\x17\x00" }
 
-sub worker_pid { (split ' ', `ps --ppid ${\ (slurp_pid())} -o pid= 2>/dev/null`)[0] // 0 }
 
 # Peak resident memory (kB) of the block's worker; reset_hwm() starts a new peak at the current
 # resident memory (false if the kernel does not let us).
 sub worker_hwm {
-    open my $fh, '<', '/proc/' . worker_pid() . '/status' or return 0;
+    open my $fh, '<', '/proc/' . (worker_pid() // 0) . '/status' or return 0;
     local $/;
     return <$fh> =~ /^VmHWM:\s+(\d+)/m ? $1 : 0;
 }
 
 sub reset_hwm {
-    open my $fh, '>', '/proc/' . worker_pid() . '/clear_refs' or return 0;
+    open my $fh, '>', '/proc/' . (worker_pid() // 0) . '/clear_refs' or return 0;
     print $fh "5\n";
     return close $fh;
-}
-
-sub slurp_pid {
-    open my $fh, '<', "$Test::Nginx::Rtmp::PREFIX/logs/nginx.pid" or return 0;
-    return (<$fh> // '') =~ /(\d+)/ ? $1 : 0;
 }
 
 # AMF3 (after the AVM+ marker): an array of $n items, item 0 = [1], each next item an array of

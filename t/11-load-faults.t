@@ -24,12 +24,6 @@ our $RTMP = Test::Nginx::Rtmp::repo_root() . '/target/release/rtmp';
 # ---------------------------------------------------------------------------------------------
 # nginx processes
 
-sub master_pid {
-    open my $fh, '<', "$ENV{TEST_NGINX_PREFIX}/logs/nginx.pid" or return 0;
-    my $p = <$fh> // '';
-    return $p =~ /(\d+)/ ? $1 : 0;
-}
-
 # (live workers, workers that are shutting down) of the master, from ps titles.
 sub workers {
     my ($master) = @_;

@@ -70,11 +70,6 @@ sub per_worker {
     return (\%accepted, \%refused);
 }
 
-sub master_pid {
-    open my $fh, '<', "$ENV{TEST_NGINX_PREFIX}/logs/nginx.pid" or return 0;
-    return (<$fh> // '') =~ /(\d+)/ ? $1 : 0;
-}
-
 # (live workers, workers shutting down) of a master.
 sub workers_of {
     my ($master) = @_;

@@ -5,18 +5,11 @@
 use lib 't/lib';
 use Test::Nginx::Rtmp;
 
-# The worker's pid (one worker).
-sub worker_pid {
-    my $master = Test::Nginx::Rtmp::slurp("$Test::Nginx::Rtmp::PREFIX/logs/nginx.pid") =~ /(\d+)/ ? $1 : return;
-    my ($w) = Test::Nginx::Rtmp::worker_pids($master);
-    return $w;
-}
-
 # Runs $code while strace records the worker's calls of $syscalls; returns the trace's lines.
 sub traced {
     my ($syscalls, $code) = @_;
     my $pid = worker_pid() or return;
-    my $out = "$Test::Nginx::Rtmp::PREFIX/strace-" . int(rand(1e9)) . '.txt';
+    my $out = "$ENV{TEST_NGINX_PREFIX}/strace-" . int(rand(1e9)) . '.txt';
     my $st = fork() // die "fork: $!";
     if (!$st) {
         open STDERR, '>', '/dev/null';
@@ -142,9 +135,9 @@ ok(wait_published('b'), 'b published') or diag(publisher_log($pb));
 # A player joins b: b is the warmer stream from now on.
 my $bp = in_background(sub { count_frames("rtmp://127.0.0.1:$port/live/b", 8) });
 ok(wait_playing('b'), 'a player joined b');
-ok(Test::Nginx::Rtmp::wait_log(qr/GOP caches reached "gop_cache_budget" \(40960 bytes\)/, 1, 15),
+ok(wait_log(qr/GOP caches reached "gop_cache_budget" \(40960 bytes\)/, 1, 15),
    'the budget was reached and logged');
-ok(Test::Nginx::Rtmp::wait_log(qr/GOP cache of "\w+" dropped/, 1, 10), 'a cache was dropped');
+ok(wait_log(qr/GOP cache of "\w+" dropped/, 1, 10), 'a cache was dropped');
 my ($first) = log_lines(qr/GOP cache of "\w+" dropped/);
 like($first, qr/GOP cache of "a" dropped/, 'the first dropped is a: nobody joined it');
 my ($v) = count_frames("rtmp://127.0.0.1:$port/live/a", 3);

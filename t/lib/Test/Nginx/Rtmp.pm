@@ -885,9 +885,20 @@ sub log_lines () {
     return grep { $_ =~ $re } split /\n/, slurp("$PREFIX/logs/error.log");
 }
 
+# The running block's master pid (0 when nginx wrote none).
+sub master_pid () {
+    return slurp("$PREFIX/logs/nginx.pid") =~ /(\d+)/ ? $1 : 0;
+}
+
+# The running block's first worker pid (undef when there is none).
+sub worker_pid () {
+    my ($w) = worker_pids(master_pid() || return);
+    return $w;
+}
+
 # Resident memory (kB) of the running block's nginx worker(s), summed.
 sub worker_rss () {
-    my $master = slurp("$PREFIX/logs/nginx.pid") =~ /(\d+)/ ? $1 : return 0;
+    my $master = master_pid() or return 0;
     my $sum = 0;
     for my $pid (worker_pids($master)) {
         $sum += $1 if slurp("/proc/$pid/status") =~ /^VmRSS:\s+(\d+)/m;
@@ -918,7 +929,7 @@ sub decoded_frames () {
 # Waiting for the server instead of sleeping: these poll the running block's error log for the
 # live module's info lines, so the block's log level must be info (the default) or debug.
 
-push @EXPORT, qw(wait_log wait_published wait_playing wait_unpublished);
+push @EXPORT, qw(wait_log wait_published wait_playing wait_unpublished master_pid worker_pid);
 
 # Waits until at least $n (default 1) lines of the error log match $re, for at most $secs seconds
 # (default 15). Returns how many lines match once there are enough, 0 after the deadline.
