@@ -16,6 +16,7 @@ pub mod http;
 pub mod message;
 pub mod mpegts;
 pub mod session;
+pub mod stat;
 pub mod url;
 
 pub use message::RawMessage;
