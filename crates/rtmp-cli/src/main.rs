@@ -3,6 +3,7 @@
 
 mod bench;
 mod conn;
+mod flvplay;
 mod mux;
 mod play;
 mod probe;
@@ -71,6 +72,20 @@ enum Cmd {
         /// Stop when no media arrived for this many seconds.
         #[arg(long, default_value_t = 10.0)]
         idle_timeout: f64,
+    },
+    /// Play an HTTP-FLV (http://) or WebSocket-FLV (ws://) stream and report status, headers,
+    /// FLV header flags, tag counts and time to first tag; exit 2 on a non-2xx status.
+    FlvPlay {
+        /// http://host[:port]/path?query or ws://host[:port]/path?query
+        url: String,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        #[arg(long)]
+        json: bool,
+        /// Extra request header, NAME:VALUE (repeatable).
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
     },
     /// Report codecs, sequence headers, metadata and time to first frame.
     Probe {
@@ -214,6 +229,10 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let frames = mux::run(&input, &output, fps, form)?;
             eprintln!("{}: {frames} frames", output.display());
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::FlvPlay { url, duration, json, headers } => {
+            let code = flvplay::run(&flvplay::FlvPlayArgs { url: &url, duration, json, headers: &headers })?;
+            Ok(ExitCode::from(code))
         }
         Cmd::Probe { url, json, timeout } => Ok(ok_if(probe::run(&url, timeout, json, fourcc)?)),
         Cmd::Bench {

@@ -18,5 +18,6 @@ pub mod mpegts;
 pub mod session;
 pub mod stat;
 pub mod url;
+pub mod websocket;
 
 pub use message::RawMessage;
