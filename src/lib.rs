@@ -5,6 +5,7 @@
 pub mod access;
 pub mod core;
 pub mod hls;
+pub mod httpflv;
 pub mod limit;
 pub mod live;
 pub mod log;
@@ -22,7 +23,7 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 11] = [
+pub static mut ngx_modules: [*const ngx_module_t; 12] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
     // No hooks: the HTTP client (netcall_* directives) that notify callbacks use.
@@ -39,12 +40,14 @@ pub static mut ngx_modules: [*const ngx_module_t; 11] = [
     // Before live: its publish check must run before live accepts the stream.
     addr_of!(hls::ngx_rtmp_rs_hls_module),
     addr_of!(live::ngx_rtmp_rs_live_module),
+    // The HTTP side: HTTP-FLV players of live streams.
+    addr_of!(httpflv::ngx_rtmp_rs_flv_live_module),
     null(),
 ];
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 11] = [
+pub static mut ngx_module_names: [*const c_char; 12] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
     c"ngx_rtmp_rs_netcall_module".as_ptr(),
@@ -55,6 +58,7 @@ pub static mut ngx_module_names: [*const c_char; 11] = [
     c"ngx_rtmp_rs_relay_module".as_ptr(),
     c"ngx_rtmp_rs_hls_module".as_ptr(),
     c"ngx_rtmp_rs_live_module".as_ptr(),
+    c"ngx_rtmp_rs_flv_live_module".as_ptr(),
     null(),
 ];
 

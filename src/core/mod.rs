@@ -116,3 +116,19 @@ pub fn hooks_mut(cf: &Conf) -> &'static mut Hooks {
 pub fn hooks(ctx: CtxRef) -> &'static Hooks {
     &ctx.main::<CoreModule>().hooks
 }
+
+/// The `server{}` blocks of the running configuration, for the HTTP side (stat, HTTP-FLV).
+pub fn running_servers() -> Vec<CtxRef> {
+    // SAFETY: reads the module index nginx assigned at configuration.
+    let root = unsafe { &*addr_of!(ngx_rtmp_rs_module) };
+    crate::ngx::block::running_root(root).map(|r| r.main::<CoreModule>().servers.clone()).unwrap_or_default()
+}
+
+/// The rtmp server listening on `port` (the first server when `port` is `None`).
+pub fn server_by_port(port: Option<u16>) -> Option<CtxRef> {
+    let servers = running_servers();
+    match port {
+        None => servers.first().copied(),
+        Some(p) => servers.into_iter().find(|s| s.srv::<CoreModule>().listens.iter().any(|l| l.port == p)),
+    }
+}

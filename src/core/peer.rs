@@ -8,7 +8,17 @@ use std::collections::VecDeque;
 use bytes::{Buf, Bytes};
 
 use crate::ngx::conn::{Conn, Sent};
+use crate::ngx::http::{HttpOut, Out};
 use crate::ngx::log::Log;
+
+/// What a peer's bytes are: RTMP chunks on its own socket, or FLV tags in an HTTP response
+/// (plain, or in WebSocket binary frames).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    Rtmp,
+    Flv,
+    WsFlv,
+}
 
 /// Queue capacity (entries) kept after the queue drained.
 const SHRINK_ABOVE: usize = 64;
@@ -35,6 +45,11 @@ pub struct Peer {
     merge_ms: Cell<u64>,
     /// The write timer runs for a merge (not for a send timeout).
     merge_armed: Cell<bool>,
+    wire: Wire,
+    /// An HTTP player's response: the queue goes through nginx's output filters.
+    http: Option<HttpOut>,
+    /// Bytes handed to the socket or to nginx's output filters.
+    sent: Cell<u64>,
 }
 
 /// Buffers to send, and in lockstep whether each counts against the media bound.
@@ -71,7 +86,24 @@ impl Peer {
             close_request: RefCell::new(None),
             merge_ms: Cell::new(0),
             merge_armed: Cell::new(false),
+            wire: Wire::Rtmp,
+            http: None,
+            sent: Cell::new(0),
         }
+    }
+
+    /// The sending side of an HTTP player (`conn` is the request's connection).
+    pub fn http(conn: Conn, out: HttpOut, wire: Wire, max_media: usize) -> Self {
+        Peer { wire, http: Some(out), ..Peer::new(conn, max_media) }
+    }
+
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+
+    /// Bytes sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.get()
     }
 
     /// Lets media wait up to `ms` so that many messages go out in one writev (fewer syscalls and
@@ -135,6 +167,9 @@ impl Peer {
 
     /// An `onStatus` on `stream_id`, from anywhere (another connection's handler, a callback).
     pub fn send_status(&self, stream_id: u32, level: &str, code: &str, description: &str) {
+        if self.wire != Wire::Rtmp {
+            return;
+        }
         let payload = rtmp_proto::command::on_status(level, code, description, None);
         let msg = rtmp_proto::RawMessage::new(rtmp_proto::message::msg_type::AMF0_COMMAND, stream_id, 0, payload);
         self.push(super::session::encode(rtmp_proto::message::csid::COMMAND, &msg, self.chunk_size.get()));
@@ -168,7 +203,24 @@ impl Peer {
     /// Called by the session when its connection goes away: the handle becomes inert.
     pub fn mark_closed(&self) {
         self.closed.set(true);
-        *self.queue.borrow_mut() = Queue::default();
+        let mut q = self.queue.borrow_mut();
+        // nginx may still be sending what it was handed (it reads those bytes in place).
+        let keep = self.http.as_ref().map_or(0, |h| h.handed());
+        while q.bufs.len() > keep {
+            q.bufs.pop_back();
+            if q.is_media.pop_back() == Some(true) {
+                q.media -= 1;
+            }
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// The HTTP response this peer writes to, if it is an HTTP player.
+    pub fn http_out(&self) -> Option<&HttpOut> {
+        self.http.as_ref()
     }
 
     /// Writes as much as the socket takes.
@@ -176,6 +228,20 @@ impl Peer {
         // Whatever armed the write timer, the caller re-arms or clears it after this flush.
         self.merge_armed.set(false);
         let mut q = self.queue.borrow_mut();
+        if let Some(http) = &self.http {
+            // Counted when handed over: nginx sends them in order.
+            let new: usize = q.bufs.iter().skip(http.handed()).map(|b| b.len()).sum();
+            let (done, out) = http.write(&q.bufs);
+            for _ in 0..done {
+                q.pop();
+            }
+            self.sent.set(self.sent.get() + new as u64);
+            return match out {
+                Out::Done => Flush::Done,
+                Out::Again => Flush::Again,
+                Out::Error => Flush::Error,
+            };
+        }
         while !q.bufs.is_empty() {
             let n = match self.conn.writev(q.bufs.make_contiguous()) {
                 Sent::Bytes(n) => n,
@@ -185,6 +251,7 @@ impl Peer {
             if n == 0 {
                 return Flush::Again;
             }
+            self.sent.set(self.sent.get() + n as u64);
             let mut left = n;
             while left > 0 {
                 let Some(front) = q.bufs.front_mut() else { break };

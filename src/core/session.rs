@@ -85,6 +85,22 @@ pub struct Session {
     /// A request waiting for a hook's asynchronous answer; nothing else from the client is
     /// handled meanwhile (it stays queued in the protocol session and the socket).
     hold: Option<Hold>,
+    /// A player that is not an RTMP client (HTTP-FLV): its play, run once connect is accepted.
+    pending_play: Option<PlayReq>,
+    /// Its play was accepted by a module.
+    playing: bool,
+    /// The last error status a hook sent (`NetStream.Play.StreamNotFound`…), for HTTP players.
+    pub refusal: Option<String>,
+}
+
+/// Where a virtual player's play request stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlayState {
+    /// A hook waits for an answer (an HTTP callback).
+    Waiting,
+    Playing,
+    /// Refused: the status code a hook sent, if any, and the reason logged.
+    Refused { code: Option<String>, reason: String },
 }
 
 /// The requests whose hooks may answer later.
@@ -114,25 +130,7 @@ impl Accept for SessionStarter {
         };
         let peer = Rc::new(Peer::new(conn, srv.out_queue()));
         log_info!(conn.log(), "rtmp: client connected");
-        let s = Session {
-            conn,
-            log: conn.log(),
-            srv_ctx: server,
-            app_ctx: None,
-            proto: Proto::Server(ServerSession::new(cfg)),
-            relay: None,
-            peer,
-            info: ConnectInfo::default(),
-            streams: Vec::new(),
-            next_stream: 1,
-            ext: Ext::default(),
-            input: BytesMut::new(),
-            connected: false,
-            ping_sent: false,
-            closing: None,
-            started_ms: crate::ngx::now_ms(),
-            hold: None,
-        };
+        let s = Session::with(conn, server, Proto::Server(ServerSession::new(cfg)), peer);
         if srv.so_keepalive == Some(true) && !conn.set_keepalive() {
             log_info!(conn.log(), "rtmp: setsockopt(SO_KEEPALIVE) failed");
         }
@@ -183,6 +181,85 @@ impl Handler for Session {
 }
 
 impl Session {
+    /// A session in its initial state (not connected, no streams).
+    pub(super) fn with(conn: Conn, srv_ctx: CtxRef, proto: Proto, peer: Rc<Peer>) -> Session {
+        Session {
+            conn,
+            log: conn.log(),
+            srv_ctx,
+            app_ctx: None,
+            proto,
+            relay: None,
+            peer,
+            info: ConnectInfo::default(),
+            streams: Vec::new(),
+            next_stream: 1,
+            ext: Ext::default(),
+            input: BytesMut::new(),
+            connected: false,
+            ping_sent: false,
+            closing: None,
+            started_ms: crate::ngx::now_ms(),
+            hold: None,
+            pending_play: None,
+            playing: false,
+            refusal: None,
+        }
+    }
+
+    /// A player that is not an RTMP client (an HTTP-FLV request): `info` stands for its
+    /// `connect`; `start_play` then runs the application's connect and play hooks as for an RTMP
+    /// client, and its peer gets the stream as the live module sends it.
+    pub fn virtual_player(conn: Conn, srv_ctx: CtxRef, app_ctx: CtxRef, peer: Rc<Peer>, info: ConnectInfo) -> Session {
+        let srv = srv_ctx.srv::<CoreModule>();
+        let cfg = SessionConfig { max_message: srv.max_message(), out_chunk_size: srv.chunk_size(), ack_window: srv.ack_window() };
+        let mut s = Session::with(conn, srv_ctx, Proto::Server(ServerSession::new(cfg)), peer);
+        s.app_ctx = Some(app_ctx);
+        s.info = info;
+        s
+    }
+
+    /// Runs connect, then play of `name` (with its `args`), through the hooks.
+    pub fn start_play(&mut self, name: &str, args: &str) {
+        let mut req = PlayReq::new(1, 0.0, name, -1000.0, -1.0, false);
+        req.args = args.to_string();
+        self.pending_play = Some(req);
+        self.run_request(Request::Connect { tid: 0.0 }, 0);
+    }
+
+    /// Resumes a request whose hook answered (after `Peer::wake`).
+    pub fn resume(&mut self) {
+        if self.hold.is_some() {
+            self.try_resume();
+        }
+    }
+
+    pub fn play_state(&self) -> PlayState {
+        if let Some(reason) = &self.closing {
+            return PlayState::Refused { code: self.refusal.clone(), reason: reason.clone() };
+        }
+        if self.playing {
+            PlayState::Playing
+        } else {
+            PlayState::Waiting
+        }
+    }
+
+    /// Ends a virtual player: the disconnect hooks run (it leaves its stream) and its peer
+    /// takes no more bytes.
+    pub fn end(&mut self, reason: &str) {
+        if self.peer.is_closed() {
+            return;
+        }
+        log_info!(self.log, "rtmp: closing: {}", reason);
+        self.disconnect();
+    }
+
+    /// A close a hook or another connection asked for (read by virtual players' owners).
+    pub fn take_closing(&mut self) -> Option<String> {
+        self.closing.take().or_else(|| self.peer.take_close_request())
+    }
+
     pub fn srv(&self) -> &'static CoreSrvConf {
         self.srv_ctx.srv::<CoreModule>()
     }
@@ -205,12 +282,15 @@ impl Session {
     /// Sends a message on a chunk stream, encoded with the chunk size the client was told
     /// (nothing on a relay: see `relay`).
     pub fn send(&self, cs: u32, msg: &RawMessage) {
-        if self.relay.is_none() {
+        if self.relay.is_none() && self.peer.wire() == super::peer::Wire::Rtmp {
             self.peer.push(encode(cs, msg, self.peer.chunk_size.get()));
         }
     }
 
-    pub fn send_status(&self, stream_id: u32, level: &str, code: &str, description: &str) {
+    pub fn send_status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
+        if level == "error" {
+            self.refusal = Some(code.to_string());
+        }
         let payload = command::on_status(level, code, description, None);
         self.send(csid::COMMAND, &RawMessage::new(msg_type::AMF0_COMMAND, stream_id, 0, payload));
     }
@@ -600,6 +680,10 @@ impl Session {
                     p.accept_connect(tid, self.info.object_encoding, self.info.caps.server_reply());
                 }
                 self.peer.chunk_size.set(self.proto.out_chunk_size());
+                if let Some(play) = self.pending_play.take() {
+                    self.streams.push(play.stream_id);
+                    self.play(play);
+                }
                 return;
             }
             Request::Publish(req) if handled => {
@@ -616,9 +700,16 @@ impl Session {
                 return;
             }
             Request::Publish(_) => "publish",
-            Request::Play(_) if handled => return,
+            Request::Play(_) if handled => {
+                self.playing = true;
+                return;
+            }
             Request::Play(_) => "play",
         };
+        if self.peer.wire() != super::peer::Wire::Rtmp {
+            self.refusal.get_or_insert_with(|| "NetStream.Play.StreamNotFound".into());
+            return self.close(&format!("{what}: no module of this application handles it"));
+        }
         log_info!(self.log, "rtmp: {} refused: no module of this application handles it (is \"live on\" set?)", what);
     }
 

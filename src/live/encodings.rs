@@ -1,24 +1,64 @@
-//! A message's chunk encodings, made on first use, one per (chunk size, message stream id):
-//! usually a single one, shared by every player (live fan-out and the GOP cache).
+//! A message's encodings, made on first use, one per wire form (RTMP chunks per chunk size and
+//! message stream id; FLV tags per timestamp base): usually a single one, shared by every player
+//! (live fan-out and the GOP cache).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rtmp_proto::RawMessage;
 
 use crate::core::session::encode;
 
+/// How a player receives messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// RTMP chunks.
+    Chunks { size: u32, stream_id: u32 },
+    /// FLV tags with timestamps counted from `base` (HTTP-FLV), in WebSocket binary frames if `ws`.
+    Flv { base: u32, ws: bool },
+}
+
 #[derive(Default)]
-pub struct Encodings(Vec<(u32, u32, Bytes)>);
+pub struct Encodings(Vec<(Form, Bytes)>);
 
 impl Encodings {
-    /// `msg` on chunk stream `cs`, encoded for a player with this chunk size and message stream
-    /// id; true when it was encoded now (not shared with an earlier player).
-    pub fn get(&mut self, cs: u32, msg: &RawMessage, chunk_size: u32, stream_id: u32) -> (Bytes, bool) {
-        if let Some((_, _, b)) = self.0.iter().find(|(c, s, _)| *c == chunk_size && *s == stream_id) {
+    /// `msg` on chunk stream `cs` in `form`; true when it was encoded now (not shared with an
+    /// earlier player).
+    pub fn get(&mut self, cs: u32, msg: &RawMessage, form: Form) -> (Bytes, bool) {
+        if let Some((_, b)) = self.0.iter().find(|(f, _)| *f == form) {
             return (b.clone(), false);
         }
-        let m = RawMessage { stream_id, ..msg.clone() };
-        let b = encode(cs, &m, chunk_size);
-        self.0.push((chunk_size, stream_id, b.clone()));
+        let b = encode_for(cs, msg, form);
+        self.0.push((form, b.clone()));
         (b, true)
     }
+}
+
+pub fn encode_for(cs: u32, msg: &RawMessage, form: Form) -> Bytes {
+    match form {
+        Form::Chunks { size, stream_id } => encode(cs, &RawMessage { stream_id, ..msg.clone() }, size),
+        Form::Flv { base, ws } => flv_tag(msg, base, ws),
+    }
+}
+
+/// One FLV tag (with its previous-tag size), its timestamp made relative to `base`: an HTTP-FLV
+/// player's stream starts near 0 whatever the publisher's clock says.
+fn flv_tag(msg: &RawMessage, base: u32, ws: bool) -> Bytes {
+    let len = rtmp_proto::flv::TAG_HEADER_LEN + msg.payload.len() + 4;
+    let mut out = BytesMut::with_capacity(len + 10);
+    if ws {
+        let (h, n) = rtmp_proto::websocket::frame_header(rtmp_proto::websocket::OP_BINARY, true, len as u64);
+        out.extend_from_slice(&h[..n]);
+    }
+    rtmp_proto::flv::write_tag(&mut out, msg.msg_type, msg.timestamp.saturating_sub(base), &msg.payload);
+    out.freeze()
+}
+
+/// The FLV file header a player gets first, with the tracks the stream has.
+pub fn flv_header(audio: bool, video: bool, ws: bool) -> Bytes {
+    let mut out = BytesMut::with_capacity(24);
+    if ws {
+        let (h, n) = rtmp_proto::websocket::frame_header(rtmp_proto::websocket::OP_BINARY, true, 13);
+        out.extend_from_slice(&h[..n]);
+    }
+    rtmp_proto::flv::write_header(&mut out, audio, video);
+    out.freeze()
 }

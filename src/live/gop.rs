@@ -13,7 +13,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use rtmp_proto::RawMessage;
 
-use super::encodings::Encodings;
+use super::encodings::{Encodings, Form};
 
 /// Bounds on what one stream's cache holds; past any of them the cache is dropped until the next
 /// keyframe (a GOP that long would not start a player quickly anyway).
@@ -175,9 +175,9 @@ impl GopCache {
     }
 
     /// The cached messages encoded for a player, in publish order.
-    pub fn encoded_for(&self, chunk_size: u32, stream_id: u32) -> impl Iterator<Item = Bytes> + '_ {
+    pub fn encoded_for(&self, form: Form) -> impl Iterator<Item = Bytes> + '_ {
         self.entries.iter().map(move |e| {
-            let (b, new) = e.encoded.borrow_mut().get(e.cs, &e.msg, chunk_size, stream_id);
+            let (b, new) = e.encoded.borrow_mut().get(e.cs, &e.msg, form);
             if new {
                 self.account(b.len());
             }
@@ -214,8 +214,8 @@ mod tests {
         b.push(6, &frame(0, 400), true, true, &LIMITS);
         assert_eq!(budget.used(), 700);
         // Encodings a joiner asked for count too, once per (chunk size, stream id).
-        let enc: usize = a.encoded_for(4096, 1).map(|b| b.len()).sum();
-        let _ = a.encoded_for(4096, 1).count();
+        let enc: usize = a.encoded_for(Form::Chunks { size: 4096, stream_id: 1 }).map(|b| b.len()).sum();
+        let _ = a.encoded_for(Form::Chunks { size: 4096, stream_id: 1 }).count();
         assert_eq!(budget.used(), 700 + enc);
         b.push(6, &frame(40, 400), true, false, &LIMITS);
         assert!(budget.over());

@@ -9,6 +9,7 @@ use rtmp_proto::message::{csid, msg_type, UserControl};
 use rtmp_proto::RawMessage;
 
 use crate::core::hooks::{PlayReq, PublishReq, Step};
+use crate::core::peer::Wire;
 use crate::core::session::Session;
 use crate::{log_debug, log_info, log_warn};
 use crate::ngx::module::CtxRef;
@@ -113,13 +114,18 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
     let Some((app, conf)) = app_conf(s) else { return Step::Continue };
     let key = (app.id(), req.name.clone());
     leave(s, req.stream_id);
-    let Some(stream) = get_stream(s, &key, conf.idle_streams()) else {
+    // An HTTP player of a stream nobody publishes gets 404 at once instead of a response that
+    // hangs, unless a relay is about to pull the stream in.
+    let http_now = s.peer.wire() != Wire::Rtmp && req.relay.is_none();
+    let Some(stream) = get_stream(s, &key, conf.idle_streams() && !http_now) else {
         s.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "No such stream");
-        return Step::Close(format!("play \"{}\": stream not found and \"idle_streams\" is off", req.name));
+        let why = if http_now { "nobody publishes it" } else { "stream not found and \"idle_streams\" is off" };
+        return Step::Close(format!("play \"{}\": {}", req.name, why));
     };
-    if !conf.idle_streams() && stream.borrow().publisher.is_none() {
+    if (!conf.idle_streams() || http_now) && stream.borrow().publisher.is_none() {
         s.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "No such stream");
-        return Step::Close(format!("play \"{}\": no publisher and \"idle_streams\" is off", req.name));
+        let why = if http_now { "nobody publishes it" } else { "no publisher and \"idle_streams\" is off" };
+        return Step::Close(format!("play \"{}\": {}", req.name, why));
     }
     log_info!(s.log, "rtmp: live: play \"{}\"", req.name);
     s.send_user_control(UserControl::StreamBegin(req.stream_id));

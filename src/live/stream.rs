@@ -10,14 +10,14 @@ use rtmp_proto::flv::{audio_tag_info, video_tag_info, VideoCodec};
 use rtmp_proto::message::{csid, msg_type, Control, UserControl};
 use rtmp_proto::RawMessage;
 
-use crate::core::peer::Peer;
+use crate::core::peer::{Peer, Wire};
 use crate::core::session::encode;
 use crate::log_info;
 use crate::ngx::now_ms;
 use crate::ngx::timer::Timer;
 
 use super::conf::{LiveAppConf, Meta, WriteMerge};
-use super::encodings::Encodings;
+use super::encodings::{encode_for, flv_header, Encodings, Form};
 use super::gop::{GopBudget, GopCache};
 use super::meta::CodecInfo;
 
@@ -44,6 +44,9 @@ pub struct Player {
     /// The stream's video / audio codec is one this player cannot parse (logged once).
     video_refused: bool,
     audio_refused: bool,
+    /// HTTP-FLV: the publisher timestamp this player's stream starts at (set by its first tag).
+    flv_base: Option<u32>,
+    flv_header_sent: bool,
 }
 
 impl Player {
@@ -62,6 +65,35 @@ impl Player {
             caps: Capabilities::default(),
             video_refused: false,
             audio_refused: false,
+            flv_base: None,
+            flv_header_sent: false,
+        }
+    }
+
+    /// How this player receives messages.
+    fn form(&self) -> Form {
+        match self.peer.wire() {
+            Wire::Rtmp => Form::Chunks { size: self.peer.chunk_size.get(), stream_id: self.stream_id },
+            w => Form::Flv { base: self.flv_base.unwrap_or(0), ws: w == Wire::WsFlv },
+        }
+    }
+
+    fn is_flv(&self) -> bool {
+        self.peer.wire() != Wire::Rtmp
+    }
+
+    /// An FLV player's first bytes: the file header with the tracks the stream has, and the
+    /// timestamp its tags count from.
+    fn begin_flv(&mut self, ts: u32, audio: bool, video: bool) {
+        if !self.is_flv() {
+            return;
+        }
+        if self.flv_base.is_none() {
+            self.flv_base = Some(ts);
+        }
+        if !self.flv_header_sent {
+            self.flv_header_sent = true;
+            self.peer.push(flv_header(audio, video, self.peer.wire() == Wire::WsFlv));
         }
     }
 
@@ -110,11 +142,12 @@ impl Player {
         self.audio_started = false;
         self.meta_sent = false;
         self.dropping = false;
+        // A new publisher's clock starts anew.
+        self.flv_base = None;
     }
 
     fn send(&self, cs: u32, msg: &RawMessage) {
-        let m = RawMessage { stream_id: self.stream_id, ..msg.clone() };
-        self.peer.push(encode(cs, &m, self.peer.chunk_size.get()));
+        self.peer.push(encode_for(cs, msg, self.form()));
     }
 
     pub fn send_status(&self, level: &str, code: &str, description: &str) {
@@ -122,6 +155,9 @@ impl Player {
     }
 
     pub fn send_user_control(&self, uc: UserControl) {
+        if self.is_flv() {
+            return;
+        }
         let m = Control::UserControl(uc).to_message();
         self.peer.push(encode(csid::PROTOCOL, &m, self.peer.chunk_size.get()));
     }
@@ -136,6 +172,7 @@ pub struct Stream {
     audio_header: Option<RawMessage>,
     meta: Option<RawMessage>,
     has_video: bool,
+    has_audio: bool,
     /// FourCC of the publisher's Enhanced RTMP video / audio, None for classic FLV codec ids.
     video_fourcc: Option<[u8; 4]>,
     /// The video codec cannot be decoded without its sequence header (AVC, HEVC, AV1…).
@@ -163,7 +200,7 @@ impl<'a> Shared<'a> {
         Shared { cs, msg, enc: Encodings::default() }
     }
     fn bytes(&mut self, p: &Player) -> Bytes {
-        self.enc.get(self.cs, self.msg, p.peer.chunk_size.get(), p.stream_id).0
+        self.enc.get(self.cs, self.msg, p.form()).0
     }
 }
 
@@ -205,6 +242,7 @@ impl Stream {
         self.audio_header = None;
         self.meta = None;
         self.has_video = false;
+        self.has_audio = false;
         self.video_fourcc = None;
         self.audio_fourcc = None;
         self.video_needs_header = false;
@@ -234,7 +272,10 @@ impl Stream {
             if conf.play_restart() {
                 p.send_status("status", "NetStream.Play.Stop", "Stop live");
             }
-            if !conf.idle_streams() {
+            if p.is_flv() {
+                // An HTTP response ends with the stream (players reconnect as they see fit).
+                p.peer.request_close("publisher left".into());
+            } else if !conf.idle_streams() {
                 p.peer.request_close("publisher left and \"idle_streams\" is off".into());
             }
             p.restart();
@@ -248,7 +289,9 @@ impl Stream {
         headers: &[&Option<RawMessage>],
         ts: u32,
         audio_cs: u32,
+        tracks: (bool, bool),
     ) {
+        p.begin_flv(ts, tracks.0, tracks.1);
         if !p.meta_sent {
             if let Some(m) = meta {
                 // Stored with timestamp 0: players (FFmpeg's FLV demuxer among them) treat
@@ -273,8 +316,8 @@ impl Stream {
             let ah = if self.gop.has_audio() { &self.audio_header } else { &None };
             // Headers carry the timestamp of the frame they precede, as for any other joiner.
             let first = self.gop.first_timestamp();
-            Self::start_player(&mut p, &self.meta, &[&self.video_header, ah], first, audio_cs(conf));
-            for b in self.gop.encoded_for(p.peer.chunk_size.get(), p.stream_id) {
+            Self::start_player(&mut p, &self.meta, &[&self.video_header, ah], first, audio_cs(conf), self.tracks());
+            for b in self.gop.encoded_for(p.form()) {
                 p.peer.push(b);
             }
             p.video_started = true;
@@ -319,6 +362,7 @@ impl Stream {
             self.gop.push(csid::VIDEO, msg, true, info.keyframe, &conf.gop_limits());
         }
         let wait_key = conf.wait_key();
+        let tracks = self.tracks();
         let (meta, vh, ah) = (&self.meta, &self.video_header, &self.audio_header);
         // A decoder cannot start on AVC/HEVC/AV1 frames without their configuration record, and
         // FFmpeg gives up probing a stream that began so: players start once the header came.
@@ -333,7 +377,7 @@ impl Stream {
                     continue;
                 }
                 let audio_hdr = if p.audio_started { &None } else { ah };
-                Self::start_player(p, meta, &[vh, audio_hdr], msg.timestamp, audio_cs(conf));
+                Self::start_player(p, meta, &[vh, audio_hdr], msg.timestamp, audio_cs(conf), tracks);
                 p.video_started = true;
                 p.audio_started |= audio_hdr.is_some();
             } else if p.dropping {
@@ -353,6 +397,7 @@ impl Stream {
     fn audio(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
         let Some(info) = audio_tag_info(&msg.payload) else { return };
         self.audio_fourcc = info.fourcc;
+        self.has_audio = true;
         let mut shared = Shared::new(audio_cs(conf), msg);
         if info.sequence_header {
             self.audio_header = Some(msg.clone());
@@ -380,6 +425,7 @@ impl Stream {
         let video_flows = conf.write_merge() == WriteMerge::Auto
             && has_video
             && now_ms().saturating_sub(self.last_video_ms) <= VIDEO_FLOW_MS;
+        let tracks = self.tracks();
         let (meta, ah) = (&self.meta, &self.audio_header);
         for p in &mut self.players {
             if p.paused || !p.recv_audio || !p.takes_audio(info.fourcc) {
@@ -390,7 +436,7 @@ impl Stream {
                 if wait_video && !p.video_started && !p.video_refused {
                     continue;
                 }
-                Self::start_player(p, meta, &[ah], msg.timestamp, audio_cs(conf));
+                Self::start_player(p, meta, &[ah], msg.timestamp, audio_cs(conf), tracks);
                 p.audio_started = true;
             }
             if p.dropping {
@@ -431,6 +477,11 @@ impl Stream {
 }
 
 impl Stream {
+    /// (audio, video): the tracks the publisher has sent, for an FLV header.
+    fn tracks(&self) -> (bool, bool) {
+        (self.has_audio || self.audio_header.is_some(), self.has_video || self.video_header.is_some())
+    }
+
     /// New metadata: kept for joiners and sent to players that already had the previous one.
     /// Stored with timestamp 0 (see `start_player`).
     fn set_meta(&mut self, payload: Bytes, from: &RawMessage) {

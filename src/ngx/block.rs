@@ -232,3 +232,18 @@ pub fn current_ctx(cf: &Conf) -> CtxRef {
     // SAFETY: inside rtmp{} cf->ctx is always an RtmpConfCtx (set by parse_block).
     unsafe { CtxRef::from_raw(cf.ctx().cast()) }
 }
+
+/// The `rtmp{}` block's main context in the running cycle, for the HTTP side (stat, HTTP-FLV);
+/// `None` when the configuration has no `rtmp{}`.
+pub fn running_root(root: &'static nginx_sys::ngx_module_t) -> Option<CtxRef> {
+    // SAFETY: ngx_cycle is the running cycle; conf_ctx has a slot per module index, which holds
+    // what set_root_block stored (or null).
+    unsafe {
+        let cycle = nginx_sys::ngx_cycle;
+        if cycle.is_null() || (*cycle).conf_ctx.is_null() {
+            return None;
+        }
+        let slot = *(*cycle).conf_ctx.add(root.index) as *mut super::module::RtmpConfCtx;
+        (!slot.is_null()).then(|| CtxRef::from_raw(slot))
+    }
+}

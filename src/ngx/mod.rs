@@ -5,6 +5,7 @@ pub mod block;
 pub mod conf;
 pub mod conn;
 pub mod files;
+pub mod http;
 pub mod listen;
 pub mod log;
 pub mod module;

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rtmp_proto::command::{self, Command};
 use rtmp_proto::message::{csid, msg_type, Control};
 use rtmp_proto::session::{ClientSession, SessionConfig};
@@ -71,25 +71,11 @@ impl Session {
         let mut proto = ClientSession::standalone(cfg);
         proto.start();
         let peer = Rc::new(Peer::new(conn, srv.out_queue()));
-        let mut s = Session {
-            conn,
-            log: conn.log(),
-            srv_ctx: o.srv_ctx,
-            app_ctx: Some(o.app_ctx),
-            proto: Proto::Client(Box::new(proto)),
-            relay: Some(o.what),
-            peer: peer.clone(),
-            info: o.info,
-            streams: Vec::new(),
-            next_stream: 1,
-            ext: Ext::default(),
-            input: BytesMut::new(),
-            connected: true,
-            ping_sent: false,
-            closing: None,
-            started_ms: crate::ngx::now_ms(),
-            hold: None,
-        };
+        let mut s = Session::with(conn, o.srv_ctx, Proto::Client(Box::new(proto)), peer.clone());
+        s.app_ctx = Some(o.app_ctx);
+        s.relay = Some(o.what);
+        s.info = o.info;
+        s.connected = true;
         init(&mut s.ext);
         s.drain_output();
         // Until the handshake is done `timeout` covers the connect too.
