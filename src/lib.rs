@@ -13,6 +13,7 @@ pub mod netcall;
 pub mod ngx;
 pub mod notify;
 pub mod relay;
+pub mod stat;
 
 use std::ffi::c_char;
 use std::ptr::{addr_of, null};
@@ -23,7 +24,7 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 12] = [
+pub static mut ngx_modules: [*const ngx_module_t; 14] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
     // No hooks: the HTTP client (netcall_* directives) that notify callbacks use.
@@ -39,15 +40,18 @@ pub static mut ngx_modules: [*const ngx_module_t; 12] = [
     addr_of!(relay::ngx_rtmp_rs_relay_module),
     // Before live: its publish check must run before live accepts the stream.
     addr_of!(hls::ngx_rtmp_rs_hls_module),
+    // Before live (which ends the play chain): notes sessions coming and going for stat pages.
+    addr_of!(stat::ngx_rtmp_rs_stat_module),
     addr_of!(live::ngx_rtmp_rs_live_module),
     // The HTTP side: HTTP-FLV players of live streams.
     addr_of!(httpflv::ngx_rtmp_rs_flv_live_module),
+    addr_of!(stat::ngx_rtmp_rs_stat_http_module),
     null(),
 ];
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 12] = [
+pub static mut ngx_module_names: [*const c_char; 14] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
     c"ngx_rtmp_rs_netcall_module".as_ptr(),
@@ -57,8 +61,10 @@ pub static mut ngx_module_names: [*const c_char; 12] = [
     c"ngx_rtmp_rs_notify_module".as_ptr(),
     c"ngx_rtmp_rs_relay_module".as_ptr(),
     c"ngx_rtmp_rs_hls_module".as_ptr(),
+    c"ngx_rtmp_rs_stat_module".as_ptr(),
     c"ngx_rtmp_rs_live_module".as_ptr(),
     c"ngx_rtmp_rs_flv_live_module".as_ptr(),
+    c"ngx_rtmp_rs_stat_http_module".as_ptr(),
     null(),
 ];
 

@@ -31,6 +31,43 @@ pub enum Flush {
     Error,
 }
 
+/// What a client told about itself in `connect`, for stat pages.
+#[derive(Default, Clone, Debug)]
+pub struct PeerInfo {
+    pub flashver: String,
+    pub page_url: String,
+    pub swf_url: String,
+}
+
+/// This worker's totals since it started: connections accepted, bytes read and sent.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Totals {
+    pub accepted: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+thread_local! {
+    static TOTALS: Cell<Totals> = const { Cell::new(Totals { accepted: 0, bytes_in: 0, bytes_out: 0 }) };
+}
+
+pub fn worker_totals() -> Totals {
+    TOTALS.with(|t| t.get())
+}
+
+fn count(f: impl FnOnce(&mut Totals)) {
+    TOTALS.with(|t| {
+        let mut v = t.get();
+        f(&mut v);
+        t.set(v);
+    })
+}
+
+/// A connection was accepted.
+pub fn count_accepted() {
+    count(|t| t.accepted += 1);
+}
+
 pub struct Peer {
     conn: Conn,
     pub id: u64,
@@ -50,6 +87,11 @@ pub struct Peer {
     http: Option<HttpOut>,
     /// Bytes handed to the socket or to nginx's output filters.
     sent: Cell<u64>,
+    received: Cell<u64>,
+    /// Media messages dropped for a full queue.
+    dropped: Cell<u64>,
+    started_ms: u64,
+    info: RefCell<PeerInfo>,
 }
 
 /// Buffers to send, and in lockstep whether each counts against the media bound.
@@ -89,7 +131,51 @@ impl Peer {
             wire: Wire::Rtmp,
             http: None,
             sent: Cell::new(0),
+            received: Cell::new(0),
+            dropped: Cell::new(0),
+            started_ms: crate::ngx::now_ms(),
+            info: RefCell::new(PeerInfo::default()),
         }
+    }
+
+    pub fn set_info(&self, info: PeerInfo) {
+        *self.info.borrow_mut() = info;
+    }
+
+    pub fn info(&self) -> PeerInfo {
+        self.info.borrow().clone()
+    }
+
+    /// The client's address as nginx prints it.
+    pub fn address(&self) -> String {
+        self.conn.addr_text()
+    }
+
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    pub fn add_received(&self, n: usize) {
+        self.received.set(self.received.get() + n as u64);
+        count(|t| t.bytes_in += n as u64);
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received.get()
+    }
+
+    /// One media message not queued (the queue was full).
+    pub fn add_dropped(&self) {
+        self.dropped.set(self.dropped.get() + 1);
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
+    }
+
+    fn add_sent(&self, n: u64) {
+        self.sent.set(self.sent.get() + n);
+        count(|t| t.bytes_out += n);
     }
 
     /// The sending side of an HTTP player (`conn` is the request's connection).
@@ -148,6 +234,7 @@ impl Peer {
         }
         let mut q = self.queue.borrow_mut();
         if q.media >= self.max_media {
+            self.add_dropped();
             return false;
         }
         q.push(b, true);
@@ -235,7 +322,7 @@ impl Peer {
             for _ in 0..done {
                 q.pop();
             }
-            self.sent.set(self.sent.get() + new as u64);
+            self.add_sent(new as u64);
             return match out {
                 Out::Done => Flush::Done,
                 Out::Again => Flush::Again,
@@ -251,7 +338,7 @@ impl Peer {
             if n == 0 {
                 return Flush::Again;
             }
-            self.sent.set(self.sent.get() + n as u64);
+            self.add_sent(n as u64);
             let mut left = n;
             while left > 0 {
                 let Some(front) = q.bufs.front_mut() else { break };

@@ -129,6 +129,7 @@ impl Accept for SessionStarter {
             ack_window: srv.ack_window(),
         };
         let peer = Rc::new(Peer::new(conn, srv.out_queue()));
+        super::peer::count_accepted();
         log_info!(conn.log(), "rtmp: client connected");
         let s = Session::with(conn, server, Proto::Server(ServerSession::new(cfg)), peer);
         if srv.so_keepalive == Some(true) && !conn.set_keepalive() {
@@ -213,6 +214,11 @@ impl Session {
     pub fn virtual_player(conn: Conn, srv_ctx: CtxRef, app_ctx: CtxRef, peer: Rc<Peer>, info: ConnectInfo) -> Session {
         let srv = srv_ctx.srv::<CoreModule>();
         let cfg = SessionConfig { max_message: srv.max_message(), out_chunk_size: srv.chunk_size(), ack_window: srv.ack_window() };
+        peer.set_info(super::peer::PeerInfo {
+            flashver: info.flashver.clone(),
+            page_url: info.page_url.clone(),
+            swf_url: info.swf_url.clone(),
+        });
         let mut s = Session::with(conn, srv_ctx, Proto::Server(ServerSession::new(cfg)), peer);
         s.app_ctx = Some(app_ctx);
         s.info = info;
@@ -310,7 +316,10 @@ impl Session {
         if !self.input.is_empty() {
             let r = self.conn.recv(&mut self.input, READ_SIZE);
             let fed = match r {
-                Recv::Data(_) => self.proto.feed(&mut self.input),
+                Recv::Data(n) => {
+                    self.peer.add_received(n);
+                    self.proto.feed(&mut self.input)
+                }
                 _ => Ok(()),
             };
             return (r, fed);
@@ -321,7 +330,8 @@ impl Session {
             };
             let r = self.conn.recv(&mut buf, READ_SIZE);
             let mut fed = Ok(());
-            if let Recv::Data(_) = r {
+            if let Recv::Data(n) = r {
+                self.peer.add_received(n);
                 fed = self.proto.feed(&mut buf);
                 if !buf.is_empty() {
                     self.input.extend_from_slice(&buf);
@@ -752,6 +762,11 @@ impl Session {
             object_encoding: get("objectEncoding").and_then(|v| v.as_f64()).unwrap_or(0.0),
             caps: Capabilities::from_connect(&props),
         };
+        self.peer.set_info(super::peer::PeerInfo {
+            flashver: self.info.flashver.clone(),
+            page_url: self.info.page_url.clone(),
+            swf_url: self.info.swf_url.clone(),
+        });
         let found = self.srv().applications.iter().find(|(n, _)| *n == app).map(|(_, c)| *c);
         let Some(app_ctx) = found else {
             self.send_command(

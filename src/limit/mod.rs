@@ -24,16 +24,12 @@ pub struct LimitMainConf {
     counter: Option<SharedCounter>,
 }
 
-#[derive(Default)]
-pub struct Unused;
-impl crate::ngx::module::Merge for Unused {}
-
 pub struct LimitModule;
 
 impl RtmpModule for LimitModule {
     type MainConf = LimitMainConf;
-    type SrvConf = Unused;
-    type AppConf = Unused;
+    type SrvConf = crate::ngx::module::NoConf;
+    type AppConf = crate::ngx::module::NoConf;
 
     fn module() -> &'static ngx_module_t {
         // SAFETY: nginx writes ctx_index/index only while loading configuration.

@@ -259,7 +259,7 @@ fn leave(s: &mut Session, stream_id: u32) {
                 s.send_status(stream_id, "status", "NetStream.Unpublish.Success", &format!("{} is now unpublished.", st.name));
             }
         } else {
-            st.players.retain(|p| !(p.id == id && p.stream_id == stream_id));
+            st.remove_player(id, stream_id);
         }
         st.is_empty()
     };

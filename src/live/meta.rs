@@ -127,3 +127,107 @@ impl CodecInfo {
         b.freeze()
     }
 }
+
+impl CodecInfo {
+    /// What stat pages show of the stream (the C module's names for codecs and profiles).
+    pub fn stat_meta(&self) -> Option<rtmp_proto::stat::Meta> {
+        use rtmp_proto::stat::{AudioMeta, Meta, VideoMeta};
+        let fps = |publisher: &[(String, Amf0Value)]| {
+            publisher
+                .iter()
+                .find(|(k, _)| k == "framerate" || k == "fps")
+                .and_then(|(_, v)| v.as_f64())
+                .unwrap_or(0.0)
+        };
+        let video = self.video_codec_id.map(|id| {
+            let mut v = VideoMeta { codec: video_codec_name(id), ..Default::default() };
+            if let Some(c) = &self.avc {
+                v.width = c.info.width;
+                v.height = c.info.height;
+                v.frame_rate = c.info.frame_rate.unwrap_or_else(|| fps(&self.publisher));
+                v.profile = avc_profile_name(c.profile).into();
+                v.compat = u32::from(c.compat);
+                v.level = f64::from(c.level) / 10.0;
+            } else if let Some(c) = &self.hevc {
+                v.width = c.info.width;
+                v.height = c.info.height;
+                v.frame_rate = c.info.frame_rate.unwrap_or_else(|| fps(&self.publisher));
+                v.profile = match c.info.profile_idc {
+                    1 => "Main",
+                    2 => "Main10",
+                    3 => "MainStillPicture",
+                    4 => "RExt",
+                    _ => "",
+                }
+                .into();
+                v.level = f64::from(c.info.level_idc) / 30.0;
+            }
+            v
+        });
+        let audio = self.audio_codec_id.map(|id| {
+            let mut a = AudioMeta { codec: audio_codec_name(id), ..Default::default() };
+            if let Some(c) = &self.aac {
+                a.profile = match (c.object_type, c.sbr, c.ps) {
+                    (_, _, true) | (29, _, _) => "HEv2",
+                    (_, true, _) | (5, _, _) => "HE",
+                    (1, _, _) => "Main",
+                    (2, _, _) => "LC",
+                    (3, _, _) => "SSR",
+                    (4, _, _) => "LTP",
+                    _ => "",
+                }
+                .into();
+                a.channels = c.channels;
+                a.sample_rate = c.ext_sample_rate.unwrap_or(c.sample_rate);
+            } else if let Some(m) = &self.mp3 {
+                a.channels = u32::from(m.channels);
+                a.sample_rate = m.sample_rate;
+            }
+            a
+        });
+        (video.is_some() || audio.is_some()).then_some(Meta { video, audio })
+    }
+}
+
+/// FLV codec ids as the C module names them; Enhanced RTMP FourCCs by their common names.
+fn video_codec_name(id: f64) -> String {
+    let n = id as u32;
+    let name = match n {
+        1 => "Jpeg",
+        2 => "Sorenson-H263",
+        3 => "ScreenVideo",
+        4 => "On2-VP6",
+        5 => "On2-VP6-Alpha",
+        6 => "ScreenVideo2",
+        7 => "H264",
+        12 => "HEVC",
+        0x6876_6331 => "HEVC", // hvc1
+        0x6176_3031 => "AV1",  // av01
+        0x7670_3039 => "VP9",  // vp09
+        0x6176_6331 => "H264", // avc1
+        _ if n > 0xffff => return String::from_utf8_lossy(&n.to_be_bytes()).into_owned(),
+        _ => "",
+    };
+    name.into()
+}
+
+fn audio_codec_name(id: f64) -> String {
+    const NAMES: [&str; 17] = [
+        "Uncompressed", "ADPCM", "MP3", "LinearLE", "Nellymoser16", "Nellymoser8", "Nellymoser", "G711A", "G711U",
+        "", "AAC", "Speex", "", "", "MP3-8K", "DeviceSpecific", "Uncompressed",
+    ];
+    NAMES.get(id as usize).copied().unwrap_or("").into()
+}
+
+fn avc_profile_name(p: u8) -> &'static str {
+    match p {
+        66 => "Baseline",
+        77 => "Main",
+        88 => "Extended",
+        100 => "High",
+        110 => "High10",
+        122 => "High422",
+        244 => "High444",
+        _ => "",
+    }
+}

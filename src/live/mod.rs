@@ -7,6 +7,7 @@ mod gop;
 mod handlers;
 mod meta;
 mod stream;
+pub mod view;
 
 use std::ptr::{addr_of, addr_of_mut};
 

@@ -20,6 +20,7 @@ use super::conf::{LiveAppConf, Meta, WriteMerge};
 use super::encodings::{encode_for, flv_header, Encodings, Form};
 use super::gop::{GopBudget, GopCache};
 use super::meta::CodecInfo;
+use rtmp_proto::stat::{self as stat, Bandwidth};
 
 pub struct Publisher {
     pub id: u64,
@@ -186,6 +187,23 @@ pub struct Stream {
     last_video_ms: u64,
     /// `drop_idle_publisher`'s timer, running while a publisher is on.
     pub idle_timer: Option<Timer>,
+    /// When the stream entry was made (nginx msec), and its traffic, for stat pages.
+    created_ms: u64,
+    meters: Meters,
+    last_timestamp: u32,
+}
+
+/// A stream's traffic as stat pages show it (the C module's 10-second bandwidth windows).
+#[derive(Default)]
+struct Meters {
+    bw_in: Bandwidth,
+    bw_audio: Bandwidth,
+    bw_video: Bandwidth,
+    bw_out: Bandwidth,
+    /// Players' sent bytes at the last snapshot, for `bw_out`.
+    out_seen: u64,
+    /// Bytes sent to players that have left.
+    out_gone: u64,
 }
 
 /// One message being fanned out, encoded once per (chunk size, message stream id).
@@ -206,7 +224,67 @@ impl<'a> Shared<'a> {
 
 impl Stream {
     pub fn new(name: &str, budget: Rc<GopBudget>) -> Self {
-        Stream { name: name.to_string(), gop: GopCache::new(budget, now_ms()), ..Default::default() }
+        Stream { name: name.to_string(), gop: GopCache::new(budget, now_ms()), created_ms: now_ms(), ..Default::default() }
+    }
+
+    /// The stream as stat pages show it (the C module's fields, our protocol per client).
+    pub fn snapshot(&mut self) -> stat::Stream {
+        let now = now_ms();
+        let client = |peer: &Peer, publishing: bool, active: bool, ts: u32| {
+            let info = peer.info();
+            stat::Client {
+                id: peer.id,
+                address: peer.address(),
+                time_ms: now.saturating_sub(peer.started_ms()),
+                flashver: info.flashver,
+                pageurl: info.page_url,
+                swfurl: info.swf_url,
+                dropped: peer.dropped(),
+                avsync: None,
+                timestamp: u64::from(ts),
+                publishing,
+                active,
+                protocol: match peer.wire() {
+                    Wire::Rtmp => "rtmp",
+                    Wire::Flv => "http-flv",
+                    Wire::WsFlv => "ws-flv",
+                }
+                .into(),
+                bytes_in: peer.received(),
+                bytes_out: peer.sent(),
+            }
+        };
+        let mut clients = Vec::with_capacity(self.players.len() + 1);
+        if let Some(p) = &self.publisher {
+            clients.push(client(&p.peer, true, true, self.last_timestamp));
+        }
+        let mut out = self.meters.out_gone;
+        for p in &self.players {
+            out += p.peer.sent();
+            let started = p.video_started || p.audio_started;
+            clients.push(client(&p.peer, false, started && !p.paused, self.last_timestamp));
+        }
+        // Players come and go: only growth since the last look is new traffic.
+        let m = &mut self.meters;
+        if out > m.out_seen {
+            m.bw_out.add(out - m.out_seen, now);
+        }
+        m.out_seen = out;
+        let publishing = self.publisher.is_some();
+        stat::Stream {
+            name: self.name.clone(),
+            time_ms: now.saturating_sub(self.created_ms),
+            bw_in: m.bw_in.bits_per_sec(now),
+            bytes_in: m.bw_in.total(),
+            bw_out: m.bw_out.bits_per_sec(now),
+            bytes_out: out,
+            bw_audio: m.bw_audio.bits_per_sec(now),
+            bw_video: m.bw_video.bits_per_sec(now),
+            clients,
+            meta: if publishing { self.codec.stat_meta() } else { None },
+            publishing,
+            active: publishing,
+        }
     }
 
     /// When a player last joined (or the publisher started), for the GOP cache budget.
@@ -227,6 +305,13 @@ impl Stream {
     /// What the publisher's sequence headers and metadata say (for stat, HLS, notify).
     pub fn codec(&self) -> &CodecInfo {
         &self.codec
+    }
+
+    /// A player leaves (its bytes stay in the stream's total).
+    pub fn remove_player(&mut self, id: u64, stream_id: u32) {
+        let gone: u64 = self.players.iter().filter(|p| p.id == id && p.stream_id == stream_id).map(|p| p.peer.sent()).sum();
+        self.meters.out_gone += gone;
+        self.players.retain(|p| !(p.id == id && p.stream_id == stream_id));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -328,8 +413,17 @@ impl Stream {
 
     /// Fans one publisher message out to every player.
     pub fn publish_message(&mut self, msg: &RawMessage, conf: &LiveAppConf) {
+        let now = now_ms();
+        let n = msg.payload.len() as u64;
+        self.meters.bw_in.add(n, now);
+        match msg.msg_type {
+            msg_type::VIDEO => self.meters.bw_video.add(n, now),
+            msg_type::AUDIO => self.meters.bw_audio.add(n, now),
+            _ => {}
+        }
         if matches!(msg.msg_type, msg_type::VIDEO | msg_type::AUDIO) {
-            self.last_media_ms = now_ms();
+            self.last_media_ms = now;
+            self.last_timestamp = msg.timestamp;
         }
         match msg.msg_type {
             msg_type::VIDEO => self.video(msg, conf),

@@ -61,7 +61,21 @@ impl Conf {
         // SAFETY: valid conf.
         unsafe { (*self.0).ctx }
     }
-    /// Is the worker process count more than one (for features that warn about per-worker state)?
+    /// `worker_processes` as parsed so far (`auto` is resolved by nginx as it parses it); `None`
+    /// while the directive has not been seen (it may come after this block).
+    pub fn worker_processes(&self) -> Option<usize> {
+        // SAFETY: the core module's conf is created before any block is parsed; it is an
+        // ngx_core_conf_t whose worker_processes is NGX_CONF_UNSET (-1) until set.
+        unsafe {
+            let cycle = (*self.0).cycle;
+            let ccf = *(*cycle).conf_ctx.add(nginx_sys::ngx_core_module.index) as *const nginx_sys::ngx_core_conf_t;
+            if ccf.is_null() {
+                return None;
+            }
+            usize::try_from((*ccf).worker_processes).ok()
+        }
+    }
+
     pub fn alloc<T: 'static>(&self, v: T) -> Option<*mut T> {
         // SAFETY: the configuration pool lives as long as the configuration.
         unsafe { pool_alloc(self.pool(), v) }

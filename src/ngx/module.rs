@@ -65,6 +65,11 @@ impl CtxRef {
 }
 
 /// A conf level merges its unset values from its parent.
+/// The conf of a level where a module has no directives.
+#[derive(Default)]
+pub struct NoConf;
+impl Merge for NoConf {}
+
 pub trait Merge: Default + 'static {
     fn merge(&mut self, _prev: &Self, _cf: &Conf) -> Result<(), String> {
         Ok(())

@@ -15,7 +15,7 @@ use nginx_sys::{ngx_command_t, ngx_module_t};
 use crate::core::hooks_mut;
 use crate::core::peer::Peer;
 use crate::ngx::conf::Conf;
-use crate::ngx::module::{Merge, RtmpModule, RtmpModuleCtx, NGX_RTMP_RS_MODULE};
+use crate::ngx::module::{RtmpModule, RtmpModuleCtx, NGX_RTMP_RS_MODULE};
 
 /// A pull under way: its connection and the redirected players (connection, stream id) that use it.
 pub struct Pull {
@@ -29,16 +29,13 @@ pub struct RelayMainConf {
     pulls: RefCell<HashMap<(usize, String), Pull>>,
 }
 
-#[derive(Default)]
-pub struct Unused;
-impl Merge for Unused {}
 
 pub struct RelayModule;
 
 impl RtmpModule for RelayModule {
     type MainConf = RelayMainConf;
-    type SrvConf = Unused;
-    type AppConf = Unused;
+    type SrvConf = crate::ngx::module::NoConf;
+    type AppConf = crate::ngx::module::NoConf;
 
     fn module() -> &'static ngx_module_t {
         // SAFETY: nginx writes ctx_index/index only while loading configuration.
