@@ -3,6 +3,7 @@
 //! listeners and sessions; one folder per feature module.
 
 pub mod access;
+pub mod control;
 pub mod core;
 pub mod hls;
 pub mod httpflv;
@@ -24,7 +25,7 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 14] = [
+pub static mut ngx_modules: [*const ngx_module_t; 16] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
     // No hooks: the HTTP client (netcall_* directives) that notify callbacks use.
@@ -46,12 +47,15 @@ pub static mut ngx_modules: [*const ngx_module_t; 14] = [
     // The HTTP side: HTTP-FLV players of live streams.
     addr_of!(httpflv::ngx_rtmp_rs_flv_live_module),
     addr_of!(stat::ngx_rtmp_rs_stat_http_module),
+    // No hooks: the shared board of the control API, and its HTTP side.
+    addr_of!(control::ngx_rtmp_rs_control_module),
+    addr_of!(control::ngx_rtmp_rs_control_http_module),
     null(),
 ];
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 14] = [
+pub static mut ngx_module_names: [*const c_char; 16] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
     c"ngx_rtmp_rs_netcall_module".as_ptr(),
@@ -65,6 +69,8 @@ pub static mut ngx_module_names: [*const c_char; 14] = [
     c"ngx_rtmp_rs_live_module".as_ptr(),
     c"ngx_rtmp_rs_flv_live_module".as_ptr(),
     c"ngx_rtmp_rs_stat_http_module".as_ptr(),
+    c"ngx_rtmp_rs_control_module".as_ptr(),
+    c"ngx_rtmp_rs_control_http_module".as_ptr(),
     null(),
 ];
 

@@ -92,6 +92,17 @@ pub struct Peer {
     dropped: Cell<u64>,
     started_ms: u64,
     info: RefCell<PeerInfo>,
+    /// An FLV player got its file header (once per response, whatever it plays after).
+    flv_header_sent: Cell<bool>,
+    redirect: RefCell<Option<Redirect>>,
+}
+
+/// A control request to move a session's publishing or playing to another stream name.
+#[derive(Clone, Debug)]
+pub struct Redirect {
+    pub name: String,
+    pub publishers: bool,
+    pub players: bool,
 }
 
 /// Buffers to send, and in lockstep whether each counts against the media bound.
@@ -135,7 +146,27 @@ impl Peer {
             dropped: Cell::new(0),
             started_ms: crate::ngx::now_ms(),
             info: RefCell::new(PeerInfo::default()),
+            flv_header_sent: Cell::new(false),
+            redirect: RefCell::new(None),
         }
+    }
+
+    /// True the first time only: an FLV response has one file header.
+    pub fn first_flv_header(&self) -> bool {
+        !self.flv_header_sent.replace(true)
+    }
+
+    /// Asks this connection's own handler to move its streams to another name (control API).
+    pub fn request_redirect(&self, r: Redirect) {
+        if self.closed.get() {
+            return;
+        }
+        *self.redirect.borrow_mut() = Some(r);
+        self.conn.post_write();
+    }
+
+    pub fn take_redirect(&self) -> Option<Redirect> {
+        self.redirect.borrow_mut().take()
     }
 
     pub fn set_info(&self, info: PeerInfo) {

@@ -91,6 +91,8 @@ pub struct Session {
     playing: bool,
     /// The last error status a hook sent (`NetStream.Play.StreamNotFound`…), for HTTP players.
     pub refusal: Option<String>,
+    /// Publish and play requests a module accepted, per stream id (for control redirects).
+    accepted: Vec<Request>,
 }
 
 /// Where a virtual player's play request stands.
@@ -104,6 +106,7 @@ pub enum PlayState {
 }
 
 /// The requests whose hooks may answer later.
+#[derive(Clone)]
 enum Request {
     Connect { tid: f64 },
     Publish(PublishReq),
@@ -166,6 +169,10 @@ impl Handler for Session {
         if let Some(reason) = self.peer.take_close_request() {
             self.close(&reason);
         }
+        if let Some(r) = self.peer.take_redirect() {
+            self.redirect(&r);
+            self.drain_output();
+        }
         if let Some(reason) = self.closing.take() {
             // Best effort: a final status (BadName, StreamNotFound…) should reach the client.
             let _ = self.peer.flush();
@@ -205,6 +212,7 @@ impl Session {
             pending_play: None,
             playing: false,
             refusal: None,
+            accepted: Vec::new(),
         }
     }
 
@@ -259,6 +267,37 @@ impl Session {
         }
         log_info!(self.log, "rtmp: closing: {}", reason);
         self.disconnect();
+    }
+
+    /// The control API's redirect: what this session publishes (and/or plays) stops and starts
+    /// again under `r.name`, through the hooks, as the C module's `/control/redirect` does.
+    pub fn redirect(&mut self, r: &super::peer::Redirect) {
+        let (name, args) = command::split_name_args(&r.name);
+        let todo: Vec<Request> = self
+            .accepted
+            .iter()
+            .filter(|q| matches!(q, Request::Publish(_) if r.publishers) || matches!(q, Request::Play(_) if r.players))
+            .cloned()
+            .collect();
+        for mut req in todo {
+            let id = match &mut req {
+                Request::Publish(p) => {
+                    (p.name, p.args) = (name.to_string(), args.to_string());
+                    p.stream_id
+                }
+                Request::Play(p) => {
+                    (p.name, p.args) = (name.to_string(), args.to_string());
+                    p.stream_id
+                }
+                Request::Connect { .. } => continue,
+            };
+            log_info!(self.log, "rtmp: redirected to \"{}\" (control)", name);
+            self.close_stream(id);
+            if self.closing.is_some() || self.hold.is_some() {
+                break;
+            }
+            self.run_request(req, 0);
+        }
     }
 
     /// A close a hook or another connection asked for (read by virtual players' owners).
@@ -697,6 +736,7 @@ impl Session {
                 return;
             }
             Request::Publish(req) if handled => {
+                self.accepted.push(Request::Publish(req.clone()));
                 let hooks = hooks(self.srv_ctx);
                 for h in &hooks.published {
                     if self.closing.is_some() {
@@ -710,7 +750,8 @@ impl Session {
                 return;
             }
             Request::Publish(_) => "publish",
-            Request::Play(_) if handled => {
+            Request::Play(req) if handled => {
+                self.accepted.push(Request::Play(req));
                 self.playing = true;
                 return;
             }
@@ -724,6 +765,11 @@ impl Session {
     }
 
     pub fn close_stream(&mut self, stream_id: u32) {
+        self.accepted.retain(|r| match r {
+            Request::Publish(p) => p.stream_id != stream_id,
+            Request::Play(p) => p.stream_id != stream_id,
+            Request::Connect { .. } => false,
+        });
         let hooks = hooks(self.srv_ctx);
         for h in &hooks.close_stream {
             let s = h(self, stream_id);

@@ -234,6 +234,9 @@ impl RequestEvents for FlvEvents {
             true
         };
         let _ = merge_timer;
+        if let Some(rd) = p.session.peer.take_redirect() {
+            p.session.redirect(&rd);
+        }
         if let Some(reason) = p.session.take_closing() {
             if p.ws.is_some() {
                 p.session.peer.push(Bytes::from(websocket::close_frame(websocket::CLOSE_GOING_AWAY)));

@@ -47,7 +47,6 @@ pub struct Player {
     audio_refused: bool,
     /// HTTP-FLV: the publisher timestamp this player's stream starts at (set by its first tag).
     flv_base: Option<u32>,
-    flv_header_sent: bool,
 }
 
 impl Player {
@@ -67,7 +66,6 @@ impl Player {
             video_refused: false,
             audio_refused: false,
             flv_base: None,
-            flv_header_sent: false,
         }
     }
 
@@ -92,8 +90,7 @@ impl Player {
         if self.flv_base.is_none() {
             self.flv_base = Some(ts);
         }
-        if !self.flv_header_sent {
-            self.flv_header_sent = true;
+        if self.peer.first_flv_header() {
             self.peer.push(flv_header(audio, video, self.peer.wire() == Wire::WsFlv));
         }
     }

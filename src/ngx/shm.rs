@@ -214,3 +214,163 @@ unsafe extern "C" fn init_slots(zone: *mut ngx_shm_zone_t, _data: *mut c_void) -
         nginx_sys::NGX_OK as ngx_int_t
     }
 }
+
+/// A command board in shared memory: one worker posts a command, every worker runs it and
+/// acknowledges with a number (the C module's control API acting on all workers). Workers show
+/// they are alive with a heartbeat, so the poster knows whose answers to wait for.
+pub struct Board {
+    zone: NonNull<ngx_shm_zone_t>,
+    workers: usize,
+}
+
+const BOARD_CMD: usize = 8192;
+
+#[repr(C)]
+struct BoardHead {
+    /// The pid of the worker whose command is on the board, 0 when free.
+    owner: std::sync::atomic::AtomicU64,
+    /// When the owner took it (ms since the epoch), so a crashed owner's lock expires.
+    taken_ms: std::sync::atomic::AtomicU64,
+    seq: std::sync::atomic::AtomicU64,
+    len: std::sync::atomic::AtomicU64,
+    cmd: [u8; BOARD_CMD],
+}
+
+#[repr(C)]
+struct BoardWorker {
+    pid: std::sync::atomic::AtomicU64,
+    beat_ms: std::sync::atomic::AtomicU64,
+    done_seq: std::sync::atomic::AtomicU64,
+    count: std::sync::atomic::AtomicU64,
+}
+
+/// Wall-clock milliseconds (comparable between processes, unlike nginx's msec counter).
+pub fn wall_ms() -> u64 {
+    // SAFETY: nginx's cached time, updated by each process's event loop.
+    unsafe {
+        let t = &*nginx_sys::ngx_cached_time;
+        t.sec as u64 * 1000 + t.msec as u64
+    }
+}
+
+impl Board {
+    pub fn declare(cf: &Conf, name: &'static CStr, workers: usize, tag: *mut c_void) -> Result<Self, String> {
+        let mut s = ngx_str_t { len: name.count_bytes(), data: name.as_ptr() as *mut u8 };
+        let total = std::mem::size_of::<BoardHead>() + workers * std::mem::size_of::<BoardWorker>();
+        // SAFETY: as in SlotZone::declare.
+        unsafe {
+            let page = nginx_sys::ngx_pagesize;
+            let size = (total + 16 * page).div_ceil(page) * page;
+            let zone = NonNull::new(nginx_sys::ngx_shared_memory_add(cf.raw(), &mut s, size, tag))
+                .ok_or_else(|| format!("cannot declare the shared memory zone \"{}\"", name.to_string_lossy()))?;
+            (*zone.as_ptr()).init = Some(init_slots);
+            (*zone.as_ptr()).noreuse = 1;
+            (*zone.as_ptr()).data = total as *mut c_void;
+            Ok(Board { zone, workers })
+        }
+    }
+
+    fn head(&self) -> Option<&BoardHead> {
+        // SAFETY: data is the zeroed block init_slots allocated (null before).
+        let p = unsafe { (*self.zone.as_ptr()).data } as *const BoardHead;
+        // SAFETY: a mapped, aligned BoardHead followed by the worker array.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    fn worker(&self, i: usize) -> Option<&BoardWorker> {
+        if i >= self.workers {
+            return None;
+        }
+        let h = self.head()? as *const BoardHead;
+        // SAFETY: the worker array follows the head in the same block.
+        unsafe { Some(&*((h.add(1) as *const BoardWorker).add(i))) }
+    }
+
+    /// Worker `i` is alive (called on each poll).
+    pub fn beat(&self, i: usize, pid: u64) {
+        use std::sync::atomic::Ordering::Release;
+        if let Some(w) = self.worker(i) {
+            w.pid.store(pid, Release);
+            w.beat_ms.store(wall_ms(), Release);
+        }
+    }
+
+    /// Worker `i` exits.
+    pub fn leave(&self, i: usize) {
+        if let Some(w) = self.worker(i) {
+            w.pid.store(0, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Takes the board for a command; `None` while another worker's command is on it.
+    pub fn post(&self, pid: u64, cmd: &[u8]) -> Option<u64> {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+        let h = self.head()?;
+        if cmd.len() > BOARD_CMD {
+            return None;
+        }
+        let owner = h.owner.load(Acquire);
+        // A lock older than 5 s belongs to a worker that died holding it.
+        let stale = owner != 0 && wall_ms().saturating_sub(h.taken_ms.load(Acquire)) > 5000;
+        if h.owner.compare_exchange(if stale { owner } else { 0 }, pid, AcqRel, Acquire).is_err() {
+            return None;
+        }
+        h.taken_ms.store(wall_ms(), Release);
+        // SAFETY: the board is ours until release; readers look at cmd only after seq changes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(cmd.as_ptr(), h.cmd.as_ptr() as *mut u8, cmd.len());
+        }
+        h.len.store(cmd.len() as u64, Release);
+        Some(h.seq.fetch_add(1, AcqRel) + 1)
+    }
+
+    /// A command newer than `done`, to run: (seq, command).
+    pub fn pending(&self, done: u64) -> Option<(u64, Vec<u8>)> {
+        use std::sync::atomic::Ordering::Acquire;
+        let h = self.head()?;
+        let seq = h.seq.load(Acquire);
+        if seq <= done || h.owner.load(Acquire) == 0 {
+            return None;
+        }
+        let len = (h.len.load(Acquire) as usize).min(BOARD_CMD);
+        let cmd = h.cmd[..len].to_vec();
+        std::sync::atomic::fence(Acquire);
+        // A new command was being written meanwhile: take it at the next poll.
+        (h.seq.load(Acquire) == seq).then_some((seq, cmd))
+    }
+
+    pub fn ack(&self, i: usize, seq: u64, count: u64) {
+        use std::sync::atomic::Ordering::Release;
+        if let Some(w) = self.worker(i) {
+            w.count.store(count, Release);
+            w.done_seq.store(seq, Release);
+        }
+    }
+
+    /// The answers to `seq` so far: (sum of counts, live workers that have not answered yet),
+    /// not counting worker `me`.
+    pub fn answers(&self, seq: u64, me: usize) -> (u64, usize) {
+        use std::sync::atomic::Ordering::Acquire;
+        let now = wall_ms();
+        let (mut sum, mut waiting) = (0, 0);
+        for i in (0..self.workers).filter(|i| *i != me) {
+            let Some(w) = self.worker(i) else { continue };
+            if w.pid.load(Acquire) == 0 || now.saturating_sub(w.beat_ms.load(Acquire)) > 2000 {
+                continue;
+            }
+            if w.done_seq.load(Acquire) >= seq {
+                sum += w.count.load(Acquire);
+            } else {
+                waiting += 1;
+            }
+        }
+        (sum, waiting)
+    }
+
+    pub fn release(&self, pid: u64) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        if let Some(h) = self.head() {
+            let _ = h.owner.compare_exchange(pid, 0, AcqRel, Acquire);
+        }
+    }
+}
