@@ -40,8 +40,7 @@ impl RtmpModule for ControlModule {
         // SAFETY: ngx_ncpu is set before configuration.
         let ncpu = usize::try_from(unsafe { nginx_sys::ngx_ncpu }).unwrap_or(1);
         let workers = cf.worker_processes().unwrap_or(0).max(ncpu).clamp(1, 256);
-        let tag = Self::module() as *const ngx_module_t as *mut std::ffi::c_void;
-        let board = Board::declare(cf, c"ngx_rtmp_rs_control", workers, tag)?;
+        let board = Board::declare(cf, c"ngx_rtmp_rs_control", workers, Self::module())?;
         crate::ngx::block::current_ctx(cf).main_mut::<ControlModule>(cf).board = Some(board);
         Ok(())
     }
@@ -114,7 +113,7 @@ impl Directive<ControlLocConf> for RtmpControl {
                 _ => {
                     return Err(format!(
                         "invalid value \"{}\" in \"rtmp_control\" directive, it must be \"all\", \"record\", \"drop\" or \"redirect\"",
-                        String::from_utf8_lossy(&a)
+                        String::from_utf8_lossy(a)
                     ))
                 }
             };

@@ -262,7 +262,7 @@ impl RequestEvents for FlvEvents {
                 if let Some(out) = peer.http_out() {
                     if !out.wait_writable() {
                         p.session.end("could not arm the write event");
-                        return finish(r, Next::Fail);
+                        finish(r, Next::Fail);
                     }
                 }
             }

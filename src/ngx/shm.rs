@@ -98,7 +98,7 @@ impl SlotZone {
     /// Declares the zone `name` for `slots` workers of `slot_size` bytes each, owned by `tag`.
     /// Every cycle gets a fresh zone (`noreuse`): workers of an old cycle still shutting down
     /// never write into the new workers' slots.
-    pub fn declare(cf: &Conf, name: &'static CStr, slots: usize, slot_size: usize, tag: *mut c_void) -> Result<Self, String> {
+    pub fn declare(cf: &Conf, name: &'static CStr, slots: usize, slot_size: usize, tag: &'static ngx_module_t) -> Result<Self, String> {
         let mut s = ngx_str_t { len: name.count_bytes(), data: name.as_ptr() as *mut u8 };
         let total = slots * (HEAD + slot_size);
         // The slab pool's own header and page table take about 1/170 of the zone, plus alignment.
@@ -106,6 +106,7 @@ impl SlotZone {
         unsafe {
             let page = nginx_sys::ngx_pagesize;
             let size = (total + total / 64 + 16 * page).div_ceil(page) * page;
+            let tag = tag as *const ngx_module_t as *mut c_void;
             let zone = NonNull::new(nginx_sys::ngx_shared_memory_add(cf.raw(), &mut s, size, tag))
                 .ok_or_else(|| format!("cannot declare the shared memory zone \"{}\"", name.to_string_lossy()))?;
             (*zone.as_ptr()).init = Some(init_slots);
@@ -254,13 +255,14 @@ pub fn wall_ms() -> u64 {
 }
 
 impl Board {
-    pub fn declare(cf: &Conf, name: &'static CStr, workers: usize, tag: *mut c_void) -> Result<Self, String> {
+    pub fn declare(cf: &Conf, name: &'static CStr, workers: usize, tag: &'static ngx_module_t) -> Result<Self, String> {
         let mut s = ngx_str_t { len: name.count_bytes(), data: name.as_ptr() as *mut u8 };
         let total = std::mem::size_of::<BoardHead>() + workers * std::mem::size_of::<BoardWorker>();
         // SAFETY: as in SlotZone::declare.
         unsafe {
             let page = nginx_sys::ngx_pagesize;
             let size = (total + 16 * page).div_ceil(page) * page;
+            let tag = tag as *const ngx_module_t as *mut c_void;
             let zone = NonNull::new(nginx_sys::ngx_shared_memory_add(cf.raw(), &mut s, size, tag))
                 .ok_or_else(|| format!("cannot declare the shared memory zone \"{}\"", name.to_string_lossy()))?;
             (*zone.as_ptr()).init = Some(init_slots);

@@ -59,8 +59,7 @@ impl RtmpModule for StatModule {
         let ncpu = usize::try_from(unsafe { nginx_sys::ngx_ncpu }).unwrap_or(1);
         let slots = cf.worker_processes().unwrap_or(0).max(ncpu).clamp(1, 256);
         let name: &'static CStr = c"ngx_rtmp_rs_stat";
-        let tag = Self::module() as *const ngx_module_t as *mut std::ffi::c_void;
-        let zone = SlotZone::declare(cf, name, slots, SLOT_SIZE, tag)?;
+        let zone = SlotZone::declare(cf, name, slots, SLOT_SIZE, Self::module())?;
         crate::ngx::block::current_ctx(cf).main_mut::<StatModule>(cf).zone = Some(zone);
         Ok(())
     }
