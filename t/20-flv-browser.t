@@ -6,7 +6,6 @@
 # (640x360 H.264 + AAC, copied, looped) over RTMP.
 use lib 't/lib';
 use Test::Nginx::Rtmp;
-use Digest::SHA ();
 use File::Copy ();
 
 my @missing = grep { !-x $_ } qw(/usr/bin/chromium /usr/bin/chromedriver /usr/bin/python3);
@@ -18,45 +17,13 @@ if (@missing) {
 
 run_tests();
 
-# mpegts.js from npm, pinned as scripts/setup pins hls.js: the registry tarball of this version,
-# checked against the sha512 of its "integrity" field.
-use constant MPEGTS_VERSION => '1.8.2';
-use constant MPEGTS_SHA512 => '71960c6b99ae0121f9e70ad2e892b9206914aa7080f7a7347fe59d9d6f758c82'
-                            . 'bdb3f37a3738e64d00c935883d039bbf1b64399e3d9bdf0d59c33cdeffd82ec4';
-
-# target/web/mpegts.js, fetched when missing or of another version; undef (with a diag) when it
-# cannot be had.
+# target/web/mpegts.js: the pinned npm release scripts/setup fetches and checks (as hls.js); undef
+# (with a diag) when it is missing.
 sub mpegts_js {
-    my $dir = repo_root() . '/target/web';
-    my $js = "$dir/mpegts.js";
-    my $stamp = "$dir/.mpegts.js-version";
-    return $js if -s $js && Test::Nginx::Rtmp::slurp($stamp) =~ /^\Q${\MPEGTS_VERSION}\E$/m;
-    File::Path::make_path($dir);
-    my $tgz = "$dir/.mpegts.js.$$.tgz";
-    my $url = 'https://registry.npmjs.org/mpegts.js/-/mpegts.js-' . MPEGTS_VERSION . '.tgz';
-    my ($code, undef, $err) = Test::Nginx::Rtmp::run_cmd(
-        ['curl', '-fsSL', '--retry', '3', '--max-time', '120', '-o', $tgz, $url], timeout => 150);
-    my $why = $code ? "cannot download $url: $err"
-            : Digest::SHA->new(512)->addfile($tgz, 'b')->hexdigest ne MPEGTS_SHA512
-            ? "$url fails its sha512 check" : undef;
-    my $out;
-    ($code, $out, $err) = Test::Nginx::Rtmp::run_cmd(['tar', '-xzOf', $tgz, 'package/dist/mpegts.js'])
-        unless $why;
-    $why //= "cannot extract mpegts.js: $err" if $code || !length $out;
-    unlink $tgz;
-    if ($why) {
-        Test::More::diag("mpegts_js: $why");
-        return undef;
-    }
-    for ([$js, $out], [$stamp, MPEGTS_VERSION . "\n"]) {
-        my ($f, $data) = @$_;
-        open my $fh, '>', "$f.$$" or do { Test::More::diag("mpegts_js: $f.$$: $!"); return undef };
-        binmode $fh;
-        print $fh $data;
-        close $fh;
-        rename "$f.$$", $f;
-    }
-    return $js;
+    my $js = repo_root() . '/target/web/mpegts.js';
+    return $js if -s $js;
+    Test::More::diag("mpegts_js: $js is missing: run scripts/setup");
+    return undef;
 }
 
 # Plays the live FLV $stream_url in headless Chromium from $page_origin/web/flv.html (t/web/* and
