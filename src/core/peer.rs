@@ -37,6 +37,8 @@ pub struct PeerInfo {
     pub flashver: String,
     pub page_url: String,
     pub swf_url: String,
+    /// An outgoing relay connection of ours (pull or push), not a client.
+    pub relay: bool,
 }
 
 /// This worker's totals since it started: connections accepted, bytes read and sent.

@@ -226,6 +226,7 @@ impl Session {
             flashver: info.flashver.clone(),
             page_url: info.page_url.clone(),
             swf_url: info.swf_url.clone(),
+            relay: false,
         });
         let mut s = Session::with(conn, srv_ctx, Proto::Server(ServerSession::new(cfg)), peer);
         s.app_ctx = Some(app_ctx);
@@ -812,6 +813,7 @@ impl Session {
             flashver: self.info.flashver.clone(),
             page_url: self.info.page_url.clone(),
             swf_url: self.info.swf_url.clone(),
+            relay: false,
         });
         let found = self.srv().applications.iter().find(|(n, _)| *n == app).map(|(_, c)| *c);
         let Some(app_ctx) = found else {

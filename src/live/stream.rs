@@ -229,6 +229,7 @@ impl Stream {
         let now = now_ms();
         let client = |peer: &Peer, publishing: bool, active: bool, ts: u32| {
             let info = peer.info();
+            let relay = info.relay;
             stat::Client {
                 id: peer.id,
                 address: peer.address(),
@@ -242,6 +243,7 @@ impl Stream {
                 publishing,
                 active,
                 protocol: match peer.wire() {
+                    Wire::Rtmp if relay => "relay",
                     Wire::Rtmp => "rtmp",
                     Wire::Flv => "http-flv",
                     Wire::WsFlv => "ws-flv",

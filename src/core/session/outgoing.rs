@@ -73,6 +73,13 @@ impl Session {
         let peer = Rc::new(Peer::new(conn, srv.out_queue()));
         let mut s = Session::with(conn, o.srv_ctx, Proto::Client(Box::new(proto)), peer.clone());
         s.app_ctx = Some(o.app_ctx);
+        // Stat pages list a relay as a client of its stream: say what it is.
+        peer.set_info(crate::core::peer::PeerInfo {
+            flashver: "ngx-rtmp-rs relay".into(),
+            page_url: String::new(),
+            swf_url: o.what.clone(),
+            relay: true,
+        });
         s.relay = Some(o.what);
         s.info = o.info;
         s.connected = true;
