@@ -2,9 +2,11 @@
 //! measuring connect success, time to first frame and how far players lag behind the live edge.
 //! `--streams K` spreads the players round-robin over K streams, each with its own in-process
 //! publisher; `--churn SECS` makes every player reconnect after a random lifetime around SECS.
+//! An `http://` URL makes the players HTTP-FLV ones (a `GET` each, the body read as FLV).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt::Display;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,7 +18,8 @@ use rtmp_proto::flv::{audio_tag_info, video_tag_info};
 use rtmp_proto::message::{msg_type, RawMessage};
 use serde::Serialize;
 
-use crate::conn::{resolve, Conn, ConnError, ConnEvent, Role, Stage};
+use crate::conn::{resolve, Conn, ConnError, ConnEvent, Role};
+use crate::player_conn::{PlayUrl, PlayerConn};
 use crate::publish::{Media, Source, MAX_BACKLOG};
 use crate::stats::{percentile, Histogram};
 use rtmp_proto::url::RtmpUrl;
@@ -29,6 +32,7 @@ const LAG_LIMIT_MS: usize = 120_000;
 const CONNECT_BATCH: usize = 256;
 
 pub struct BenchArgs<'a> {
+    /// `rtmp://…` for RTMP players, `http://…` for HTTP-FLV ones.
     pub url: &'a str,
     pub players: usize,
     pub publish_file: Option<&'a Path>,
@@ -49,7 +53,7 @@ pub struct BenchArgs<'a> {
 struct Player {
     /// Index into the streams (and publishers).
     stream: usize,
-    conn: Option<Conn>,
+    conn: Option<PlayerConn>,
     /// When the current connection attempt began (time to first frame counts from here).
     started_at: Option<Instant>,
     /// The current connection got `NetStream.Play.Start`.
@@ -58,6 +62,8 @@ struct Player {
     ever_played: bool,
     /// Time to first frame of the current connection.
     first_frame_ms: Option<u64>,
+    /// HTTP-FLV: the current connection's first body bytes came.
+    first_byte_seen: bool,
     ever_got_frames: bool,
     frames: u64,
     video: u64,
@@ -125,6 +131,8 @@ pub struct Percentiles {
 #[derive(Serialize, Debug)]
 pub struct BenchReport {
     pub url: String,
+    /// "rtmp" or "http-flv".
+    pub player_protocol: &'static str,
     pub duration_s: f64,
     /// Streams the players are spread over (names suffixed `_0`.. when more than one).
     pub streams: usize,
@@ -157,6 +165,9 @@ pub struct BenchReport {
     pub time_to_first_frame_ms: Percentiles,
     /// The same in microseconds (loopback setups often take less than a millisecond).
     pub time_to_first_frame_us: Percentiles,
+    /// HTTP-FLV players: connection start to the response body's first bytes (checked to be the
+    /// `FLV` signature), over every connection, in microseconds; null for RTMP players.
+    pub time_to_first_byte_us: Option<Percentiles>,
     pub lag_ms: Percentiles,
     pub lag_samples: u64,
     /// Longest wall-clock gap between consecutive audio/video messages any player got after its
@@ -167,8 +178,9 @@ pub struct BenchReport {
     pub gap_p99_ms: Option<u64>,
     /// Players with a gap measured (at least two messages after their first frame).
     pub gap_players: usize,
-    /// "publisher" (newest timestamp the stream's publisher sent) or "max_ts_seen" (by any
-    /// player of the stream).
+    /// "publisher" (newest timestamp the stream's publisher sent), "max_ts_seen" (by any
+    /// player of the stream) or "none" (HTTP-FLV: every response's timestamps start at 0, so
+    /// players cannot be compared with the publisher or each other).
     pub lag_reference: &'static str,
     /// In-process publishers (0 without `--publish-file`).
     pub publishers: usize,
@@ -183,7 +195,9 @@ struct Bench {
     poll: Poll,
     addr: SocketAddr,
     /// The players' URL per stream.
-    play_urls: Vec<RtmpUrl>,
+    play_urls: Vec<PlayUrl>,
+    /// Lag is measured (RTMP players: timestamps are the publisher's).
+    lag_applies: bool,
     players: Vec<Player>,
     publishers: Vec<Publisher>,
     /// Per stream, without publishers: the newest timestamp any of its players saw.
@@ -197,6 +211,8 @@ struct Bench {
     reconnects: u64,
     /// Time to first frame of every connection, in microseconds.
     ttff_us: Vec<u64>,
+    /// HTTP-FLV: time to the body's first bytes of every connection, in microseconds.
+    ttfb_us: Vec<u64>,
     lag: Histogram,
     lag_window: Histogram,
     failures: BTreeMap<String, usize>,
@@ -205,12 +221,12 @@ struct Bench {
     scratch: Vec<u8>,
 }
 
-fn io_err(url: &RtmpUrl, e: std::io::Error) -> CliError {
+fn io_err(url: &dyn Display, e: std::io::Error) -> CliError {
     CliError::Other(format!("event loop for {url}: {e}"))
 }
 
 /// Stream `i` of `k`: the name with `_i` appended (before any `?args`) when k > 1.
-fn stream_url(base: &RtmpUrl, i: usize, k: usize) -> RtmpUrl {
+pub(crate) fn stream_url(base: &RtmpUrl, i: usize, k: usize) -> RtmpUrl {
     let mut u = base.clone();
     if k > 1 {
         u.name = match base.name.split_once('?') {
@@ -246,8 +262,8 @@ fn lifetime(state: &mut u64, mean: f64) -> Duration {
 }
 
 pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
-    let url = RtmpUrl::parse(args.url)?;
-    let addr = resolve(&url)?;
+    let url = PlayUrl::parse(args.url)?;
+    let addr = url.resolve()?;
     let poll = Poll::new().map_err(|e| io_err(&url, e))?;
     let k = args.streams.max(1);
     let churn = args.churn.filter(|c| *c > 0.0 && c.is_finite());
@@ -256,7 +272,15 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let mut publishers = Vec::new();
     let mut pub_url = None;
     if let Some(file) = args.publish_file {
-        let purl = RtmpUrl::parse(args.publisher_url.unwrap_or(args.url))?;
+        let purl = match (args.publisher_url, &url) {
+            (Some(u), _) => RtmpUrl::parse(u)?,
+            (None, PlayUrl::Rtmp(u)) => u.clone(),
+            (None, PlayUrl::Flv(_)) => {
+                return Err(CliError::Other(
+                    "HTTP-FLV players with --publish-file need --publisher-url rtmp://…".into(),
+                ))
+            }
+        };
         let paddr = resolve(&purl)?;
         let media = Rc::new(Media::load(file)?);
         for j in 0..k {
@@ -288,7 +312,10 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let mut b = Bench {
         poll,
         addr,
-        play_urls: (0..k).map(|j| stream_url(&url, j, k)).collect(),
+        play_urls: (0..k)
+            .map(|j| url.stream(j, k))
+            .collect::<Result<_, _>>()?,
+        lag_applies: matches!(url, PlayUrl::Rtmp(_)),
         players: (0..args.players)
             .map(|i| Player {
                 stream: i % k,
@@ -304,6 +331,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
         churn_now: Vec::new(),
         reconnects: 0,
         ttff_us: Vec::with_capacity(args.players),
+        ttfb_us: Vec::new(),
         lag: Histogram::new(LAG_LIMIT_MS),
         lag_window: Histogram::new(LAG_LIMIT_MS),
         failures: BTreeMap::new(),
@@ -450,16 +478,14 @@ impl Bench {
         p.started_at = Some(now);
         p.playing = false;
         p.first_frame_ms = None;
+        p.first_byte_seen = false;
         p.live = false;
         p.join_edge = None;
         p.gap.last = None;
         p.die_at = self.churn.map(|mean| now + lifetime(&mut p.rng, mean));
         let addr = self.addr;
         let plain = self.plain_sockets;
-        let result = Conn::connect(addr, url, Role::Play).and_then(|mut c| {
-            if plain {
-                c.plain_socket();
-            }
+        let result = PlayerConn::connect(addr, url, plain).and_then(|mut c| {
             c.register(self.poll.registry(), Token(i))
                 .map(|()| c)
                 .map_err(|source| ConnError::Connect { addr, source })
@@ -509,7 +535,7 @@ impl Bench {
             return;
         }
         if let Some(mut c) = p.conn.take() {
-            let _ = c.delete_stream();
+            c.leave();
             p.bytes += c.bytes_received();
             let _ = c.deregister(self.poll.registry());
         }
@@ -524,6 +550,14 @@ impl Bench {
         let Some(conn) = p.conn.as_mut() else { return };
         let result = conn.on_ready(&mut self.scratch);
         let arrived = Instant::now();
+        if !p.first_byte_seen {
+            if let (Some(at), Some(s)) = (conn.first_byte_at(), p.started_at) {
+                p.first_byte_seen = true;
+                self.ttfb_us.push(
+                    u64::try_from(at.saturating_duration_since(s).as_micros()).unwrap_or(u64::MAX),
+                );
+            }
+        }
         let reference = self.publishers.get(p.stream).map(|pb| pb.newest_ts);
         while let Some(ev) = conn.next_event() {
             match ev {
@@ -564,6 +598,9 @@ impl Bench {
                             self.churn_now.push(i);
                         }
                     }
+                    if !self.lag_applies {
+                        continue;
+                    }
                     let newest = match reference {
                         Some(pub_ts) => pub_ts,
                         None => self.max_ts_seen.get_mut(p.stream).map(|seen| {
@@ -592,7 +629,7 @@ impl Bench {
             let _ = conn.deregister(self.poll.registry());
             p.conn = None;
             p.die_at = None;
-            if p.playing || conn_was_active(&e) {
+            if p.playing || e.was_active() {
                 p.dropped = true;
             } else {
                 p.failed = true;
@@ -676,7 +713,7 @@ impl Bench {
     fn total_bytes(&self) -> u64 {
         self.players
             .iter()
-            .map(|p| p.bytes + p.conn.as_ref().map_or(0, Conn::bytes_received))
+            .map(|p| p.bytes + p.conn.as_ref().map_or(0, PlayerConn::bytes_received))
             .sum()
     }
 
@@ -684,12 +721,12 @@ impl Bench {
         let up = self
             .players
             .iter()
-            .filter(|p| p.conn.as_ref().is_some_and(|c| c.stage() == Stage::Active))
+            .filter(|p| p.conn.as_ref().is_some_and(PlayerConn::is_active))
             .count();
         let connecting = self
             .players
             .iter()
-            .filter(|p| p.conn.as_ref().is_some_and(|c| c.stage() != Stage::Active))
+            .filter(|p| p.conn.as_ref().is_some_and(|c| !c.is_active()))
             .count();
         let failed = self.players.iter().filter(|p| p.failed).count();
         let dropped = self.players.iter().filter(|p| p.dropped).count();
@@ -722,7 +759,7 @@ impl Bench {
 
     fn report(
         &mut self,
-        url: &RtmpUrl,
+        url: &PlayUrl,
         args: &BenchArgs,
         attempted: usize,
         duration_s: f64,
@@ -734,6 +771,7 @@ impl Bench {
             }
         }
         self.ttff_us.sort_unstable();
+        self.ttfb_us.sort_unstable();
         let ttff = |p: f64| percentile(&self.ttff_us, p);
         let ps = &self.players;
         let mut gaps: Vec<u64> = ps.iter().filter_map(|p| p.gap.max_us).collect();
@@ -745,6 +783,7 @@ impl Bench {
         }
         BenchReport {
             url: url.to_string(),
+            player_protocol: url.protocol(),
             duration_s,
             streams: self.play_urls.len(),
             players_requested: args.players,
@@ -754,12 +793,12 @@ impl Bench {
             players_dropped: ps.iter().filter(|p| p.dropped).count(),
             players_pending: ps
                 .iter()
-                .filter(|p| p.conn.as_ref().is_some_and(|c| c.stage() != Stage::Active))
+                .filter(|p| p.conn.as_ref().is_some_and(|c| !c.is_active()))
                 .count(),
             players_with_frames: ps.iter().filter(|p| p.ever_got_frames).count(),
             players_never_live: ps
                 .iter()
-                .filter(|p| p.ever_got_frames && !p.ever_live)
+                .filter(|p| self.lag_applies && p.ever_got_frames && !p.ever_live)
                 .count(),
             churn_s: self.churn,
             plain_sockets: self.plain_sockets,
@@ -779,6 +818,11 @@ impl Bench {
                 p99: ttff(99.0),
                 max: self.ttff_us.last().copied(),
             },
+            time_to_first_byte_us: matches!(url, PlayUrl::Flv(_)).then(|| Percentiles {
+                p50: percentile(&self.ttfb_us, 50.0),
+                p99: percentile(&self.ttfb_us, 99.0),
+                max: self.ttfb_us.last().copied(),
+            }),
             lag_ms: Percentiles {
                 p50: self.lag.percentile(50.0),
                 p99: self.lag.percentile(99.0),
@@ -789,7 +833,9 @@ impl Bench {
             gap_p50_ms: gap_ms(percentile(&gaps, 50.0)),
             gap_p99_ms: gap_ms(percentile(&gaps, 99.0)),
             gap_players: gaps.len(),
-            lag_reference: if self.publishers.is_empty() {
+            lag_reference: if !self.lag_applies {
+                "none"
+            } else if self.publishers.is_empty() {
                 "max_ts_seen"
             } else {
                 "publisher"
@@ -811,18 +857,9 @@ fn is_frame(m: &RawMessage) -> bool {
     }
 }
 
-fn conn_was_active(e: &ConnError) -> bool {
-    matches!(
-        e,
-        ConnError::Closed {
-            stage: Stage::Active
-        }
-    )
-}
-
 pub fn print_text(r: &BenchReport) {
     let f = |v: Option<u64>| v.map_or_else(|| "-".into(), |x| x.to_string());
-    println!("url:              {}", r.url);
+    println!("url:              {} ({} players)", r.url, r.player_protocol);
     println!("duration:         {:.1} s", r.duration_s);
     if r.streams > 1 {
         println!(
@@ -873,6 +910,14 @@ pub fn print_text(r: &BenchReport) {
         ms(t.p99),
         ms(t.max)
     );
+    if let Some(t) = &r.time_to_first_byte_us {
+        println!(
+            "first FLV byte:   p50 {} ms, p99 {} ms, max {} ms",
+            ms(t.p50),
+            ms(t.p99),
+            ms(t.max)
+        );
+    }
     let l = &r.lag_ms;
     println!(
         "lag:              p50 {} ms, p99 {} ms, max {} ms (behind {})",

@@ -3,9 +3,11 @@
 
 mod bench;
 mod conn;
+mod flvconn;
 mod flvplay;
 mod mux;
 mod play;
+mod player_conn;
 mod probe;
 mod publish;
 mod stats;
@@ -107,7 +109,8 @@ enum Cmd {
     },
     /// Many players (and optionally a publisher) from one event loop.
     Bench {
-        /// The stream the players play.
+        /// The stream the players play: rtmp://… for RTMP players, http://… for HTTP-FLV ones
+        /// (e.g. http://host:8080/flv/live/name.flv; --publish-file then needs --publisher-url).
         url: String,
         #[arg(long)]
         players: usize,
