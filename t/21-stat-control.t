@@ -585,10 +585,11 @@ ok(wait_published('moved'), 'the live module logged the publish of "moved"');
 is(wait_publisher($pub, 0), undef, 'the redirected publisher stays connected') or diag(publisher_log($pub));
 my $ps = play_stats("$rtmp/moved", 3);
 cmp_ok($ps->{audio}, '>', 50, 'a player of the new name gets its audio') or diag($ps->{stderr});
-TODO: {
-    local $main::TODO = 'module bug: redirect publisher drops the sequence headers and meta of the stream';
-    cmp_ok($ps->{video}, '>', 25, 'a player of the new name gets its video (3 s, keyframe every 2 s)')
-        or diag($ps->{stderr});
+# The stream keeps the publisher's sequence headers and metadata under its new name (the
+# publisher does not send them again).
+cmp_ok($ps->{video}, '>', 25, 'a player of the new name gets its video (3 s, keyframe every 2 s)')
+    or diag($ps->{stderr});
+{
     my $g;
     ok(wait_until(sub { ($g) = main::stat_page(); main::sx($g, 'moved', 'meta/video/width') eq '640' }, 3, 0.2),
        'stat: the redirected stream keeps its meta (width 640)');

@@ -16,7 +16,10 @@ use crate::ngx::log::Log;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wire {
     Rtmp,
+    /// FLV bytes as they are (nginx's filters frame them, or HTTP/1.0 needs no framing).
     Flv,
+    /// FLV in HTTP/1.1 chunks made by us (written to a plain socket directly).
+    FlvChunked,
     WsFlv,
 }
 
@@ -348,7 +351,15 @@ impl Peer {
         // Whatever armed the write timer, the caller re-arms or clears it after this flush.
         self.merge_armed.set(false);
         let mut q = self.queue.borrow_mut();
-        if let Some(http) = &self.http {
+        let direct = match self.http.as_ref().map(|h| (h.is_raw(), h)) {
+            Some((true, h)) => match h.direct() {
+                Out::Done => true,
+                Out::Again => return Flush::Again,
+                Out::Error => return Flush::Error,
+            },
+            _ => false,
+        };
+        if let Some(http) = self.http.as_ref().filter(|_| !direct) {
             // Counted when handed over: nginx sends them in order.
             let new: usize = q.bufs.iter().skip(http.handed()).map(|b| b.len()).sum();
             let (done, out) = http.write(&q.bufs);

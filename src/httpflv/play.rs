@@ -61,6 +61,8 @@ pub struct FlvPlay {
     ws_accept: Option<String>,
     ws: Option<FrameReader>,
     ws_in: BytesMut,
+    /// The response ends (why) once what is queued is sent.
+    finishing: Option<String>,
 }
 
 impl Drop for FlvPlay {
@@ -105,8 +107,16 @@ impl Content for FlvContent {
         if rc != crate::ngx::http::NGX_OK {
             return rc;
         }
-        let wire = if ws { Wire::WsFlv } else { Wire::Flv };
-        let peer = Rc::new(Peer::http(conn, HttpOut::new(r), wire, srv.out_queue()));
+        // On a plain HTTP/1.x connection the body goes to the socket directly, framed by us as
+        // nginx's chunked filter would frame it; TLS and HTTP/2 go through nginx's filters.
+        let raw = r.plain_socket();
+        let wire = match (ws, raw && r.will_chunk()) {
+            (true, _) => Wire::WsFlv,
+            (false, true) => Wire::FlvChunked,
+            (false, false) => Wire::Flv,
+        };
+        let out = if raw { HttpOut::raw(r) } else { HttpOut::new(r) };
+        let peer = Rc::new(Peer::http(conn, out, wire, srv.out_queue()));
         let scheme = if ws { "ws" } else { "http" };
         let info = ConnectInfo {
             app: t.app.clone(),
@@ -128,6 +138,7 @@ impl Content for FlvContent {
             ws_accept: if ws { ws_key.map(|k| websocket::accept_key(&k)) } else { None },
             ws: ws.then(|| FrameReader::new(64 * 1024)),
             ws_in: BytesMut::new(),
+            finishing: None,
         };
         let Some(p) = r.keep(play) else { return NGX_ERROR };
         r.set_ctx::<FlvLiveModule, FlvPlay>(p);
@@ -187,7 +198,13 @@ fn advance(r: Request, p: &mut FlvPlay) -> Next {
                     r.send_stream_header(200, Some("video/x-flv"))
                 }
             };
-            if rc == NGX_ERROR {
+            if rc == NGX_ERROR || rc > crate::ngx::http::NGX_OK {
+                return Next::Fail;
+            }
+            // The body was framed for the chunking nginx was expected to do.
+            let framed_by_us = p.session.peer.wire() == Wire::FlvChunked;
+            if p.ws_accept.is_none() && p.session.peer.http_out().is_some_and(|o| o.is_raw()) && r.chunked() != framed_by_us {
+                log_info!(r.log(), "http-flv: unexpected response framing");
                 return Next::Fail;
             }
             r.post_write();
@@ -241,7 +258,29 @@ impl RequestEvents for FlvEvents {
             if p.ws.is_some() {
                 p.session.peer.push(Bytes::from(websocket::close_frame(websocket::CLOSE_GOING_AWAY)));
             }
-            let _ = p.session.peer.flush();
+            p.finishing = Some(reason);
+        }
+        if let Some(reason) = p.finishing.clone() {
+            // What is queued leaves first (a chunk cut short would break the framing), then the
+            // last chunk; a client that stops reading meanwhile meets the write timeout.
+            let peer = p.session.peer.clone();
+            match peer.flush() {
+                Flush::Done => {}
+                Flush::Again => {
+                    if let Some(c) = r.conn() {
+                        c.write_timer(p.session.srv().timeout_ms());
+                    }
+                    if peer.http_out().is_some_and(|o| !o.wait_writable()) {
+                        p.session.end("could not arm the write event");
+                        finish(r, Next::Fail);
+                    }
+                    return;
+                }
+                Flush::Error => {
+                    p.session.end("send failed");
+                    return finish(r, Next::Fail);
+                }
+            }
             p.session.end(&reason);
             if let Some(c) = r.conn() {
                 c.clear_write_timer();

@@ -17,7 +17,7 @@ use crate::ngx::now_ms;
 use crate::ngx::timer::{Again, Timer};
 
 use super::conf::LiveAppConf;
-use super::stream::{Player, Stream};
+use super::stream::{Carry, Player, Stream};
 use super::LiveModule;
 
 type Key = (usize, String);
@@ -26,6 +26,8 @@ type Key = (usize, String);
 #[derive(Default)]
 struct LiveCtx {
     entries: Vec<Entry>,
+    /// Headers of the stream this session last published (see `Carry`).
+    carry: Option<Carry>,
 }
 
 struct Entry {
@@ -82,6 +84,9 @@ pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
         old.request_close(format!("publish \"{}\" taken over by connection {}", req.name, s.peer.id));
     }
     stream.borrow_mut().begin_publish(s.peer.clone(), req.stream_id, conf);
+    if let Some(carry) = s.ext.get_mut::<LiveCtx>().and_then(|c| c.carry.take()) {
+        stream.borrow_mut().adopt(carry);
+    }
     if let Some(idle) = conf.drop_idle_publisher_ms() {
         let timer = idle_publisher_timer(Rc::downgrade(&stream), idle);
         timer.arm(idle);
@@ -250,10 +255,12 @@ fn leave(s: &mut Session, stream_id: u32) {
     let e = ctx.entries.swap_remove(i);
     let id = s.peer.id;
     let Some((_, conf)) = app_conf(s) else { return };
+    let mut carry = None;
     let empty = {
         let mut st = e.stream.borrow_mut();
         if e.publishing {
             if st.publisher.as_ref().is_some_and(|p| p.id == id) {
+                carry = Some(st.take_carry());
                 st.end_publish(conf);
                 log_info!(s.log, "rtmp: live: unpublish \"{}\"", st.name);
                 s.send_status(stream_id, "status", "NetStream.Unpublish.Success", &format!("{} is now unpublished.", st.name));
@@ -266,5 +273,8 @@ fn leave(s: &mut Session, stream_id: u32) {
     if empty {
         let main = s.srv_ctx.main::<LiveModule>();
         main.streams.borrow_mut().remove(&e.key);
+    }
+    if let (Some(c), Some(ctx)) = (carry, s.ext.get_mut::<LiveCtx>()) {
+        ctx.carry = Some(c);
     }
 }

@@ -17,7 +17,7 @@ use crate::ngx::now_ms;
 use crate::ngx::timer::Timer;
 
 use super::conf::{LiveAppConf, Meta, WriteMerge};
-use super::encodings::{encode_for, flv_header, Encodings, Form};
+use super::encodings::{encode_for, flv_header, Encodings, Form, Framing};
 use super::gop::{GopBudget, GopCache};
 use super::meta::CodecInfo;
 use rtmp_proto::stat::{self as stat, Bandwidth};
@@ -73,7 +73,7 @@ impl Player {
     fn form(&self) -> Form {
         match self.peer.wire() {
             Wire::Rtmp => Form::Chunks { size: self.peer.chunk_size.get(), stream_id: self.stream_id },
-            w => Form::Flv { base: self.flv_base.unwrap_or(0), ws: w == Wire::WsFlv },
+            w => Form::Flv { base: self.flv_base.unwrap_or(0), framing: framing(w) },
         }
     }
 
@@ -91,7 +91,7 @@ impl Player {
             self.flv_base = Some(ts);
         }
         if self.peer.first_flv_header() {
-            self.peer.push(flv_header(audio, video, self.peer.wire() == Wire::WsFlv));
+            self.peer.push(flv_header(audio, video, framing(self.peer.wire())));
         }
     }
 
@@ -190,6 +190,23 @@ pub struct Stream {
     last_timestamp: u32,
 }
 
+/// What a publisher sent once that its stream needs for late joiners (sequence headers,
+/// metadata, codec facts): kept with the session when it stops publishing, for a publish that
+/// follows on the same connection (a control redirect renames the stream, as the C module keeps
+/// its codec context per session).
+#[derive(Default)]
+pub struct Carry {
+    video_header: Option<RawMessage>,
+    audio_header: Option<RawMessage>,
+    meta: Option<RawMessage>,
+    codec: CodecInfo,
+    video_fourcc: Option<[u8; 4]>,
+    audio_fourcc: Option<[u8; 4]>,
+    video_needs_header: bool,
+    has_video: bool,
+    has_audio: bool,
+}
+
 /// A stream's traffic as stat pages show it (the C module's 10-second bandwidth windows).
 #[derive(Default)]
 struct Meters {
@@ -245,7 +262,7 @@ impl Stream {
                 protocol: match peer.wire() {
                     Wire::Rtmp if relay => "relay",
                     Wire::Rtmp => "rtmp",
-                    Wire::Flv => "http-flv",
+                    Wire::Flv | Wire::FlvChunked => "http-flv",
                     Wire::WsFlv => "ws-flv",
                 }
                 .into(),
@@ -343,6 +360,35 @@ impl Stream {
                 p.send_status("status", "NetStream.Play.Start", "Start live");
             }
         }
+    }
+
+    /// The publisher's headers and metadata, taken as it leaves (see `Carry`).
+    pub fn take_carry(&mut self) -> Carry {
+        Carry {
+            video_header: self.video_header.take(),
+            audio_header: self.audio_header.take(),
+            meta: self.meta.take(),
+            codec: std::mem::take(&mut self.codec),
+            video_fourcc: self.video_fourcc,
+            audio_fourcc: self.audio_fourcc,
+            video_needs_header: self.video_needs_header,
+            has_video: self.has_video,
+            has_audio: self.has_audio,
+        }
+    }
+
+    /// A new publisher that published before on its connection: what it sent then holds until
+    /// it sends new headers.
+    pub fn adopt(&mut self, c: Carry) {
+        self.video_header = c.video_header;
+        self.audio_header = c.audio_header;
+        self.meta = c.meta;
+        self.codec = c.codec;
+        self.video_fourcc = c.video_fourcc;
+        self.audio_fourcc = c.audio_fourcc;
+        self.video_needs_header = c.video_needs_header;
+        self.has_video = c.has_video;
+        self.has_audio = c.has_audio;
     }
 
     /// The publisher left: players are told, and closed unless `idle_streams` keeps them.
@@ -584,6 +630,14 @@ impl Stream {
             p.peer.push(shared.bytes(p));
         }
         self.meta = Some(m);
+    }
+}
+
+fn framing(w: Wire) -> Framing {
+    match w {
+        Wire::WsFlv => Framing::Ws,
+        Wire::FlvChunked => Framing::Chunked,
+        _ => Framing::None,
     }
 }
 

@@ -296,7 +296,16 @@ impl Request {
             if let Some(ct) = content_type {
                 self.set_content_type(ct);
             }
-            nginx_sys::ngx_http_send_header(r)
+            let rc = nginx_sys::ngx_http_send_header(r);
+            if rc != NGX_OK {
+                return rc;
+            }
+            // nginx holds a lone header back (postpone_output): push it out now, so the body
+            // may follow on the socket directly.
+            match nginx_sys::ngx_http_send_special(r, nginx_sys::NGX_HTTP_FLUSH as ngx_uint_t) {
+                NGX_ERROR => NGX_ERROR,
+                _ => NGX_OK,
+            }
         }
     }
 
@@ -384,6 +393,32 @@ impl Request {
         }
     }
 
+    /// Whether nginx's chunked filter will frame this response's body (HTTP/1.1, not HTTP/2,
+    /// `chunked_transfer_encoding on`, no length), known before the header is sent.
+    pub fn will_chunk(self) -> bool {
+        if self.is_http2() || self.http_version() < nginx_sys::NGX_HTTP_VERSION_11 {
+            return false;
+        }
+        // SAFETY: the request's core location conf.
+        unsafe {
+            let idx = nginx_sys::ngx_http_core_module.ctx_index;
+            let clcf = *(*self.r()).loc_conf.add(idx) as *const ngx_http_core_loc_conf_t;
+            (*clcf).chunked_transfer_encoding != 0
+        }
+    }
+
+    /// Whether the response is being chunked (after the header was sent).
+    pub fn chunked(self) -> bool {
+        // SAFETY: live request.
+        unsafe { (*self.r()).chunked() != 0 }
+    }
+
+    /// A plain HTTP/1.x connection: the body may be written to the socket directly.
+    pub fn plain_socket(self) -> bool {
+        // SAFETY: live request and connection.
+        !self.is_http2() && unsafe { (*(*self.r()).connection).ssl.is_null() }
+    }
+
     /// The connection closes when the response ends (a stream is not followed by another request).
     pub fn no_keepalive(self) {
         // SAFETY: live request.
@@ -467,14 +502,50 @@ pub enum Out {
 /// the caller keeps each `Bytes` alive until `consumed` says nginx is done with it.
 pub struct HttpOut {
     r: Request,
+    /// Once nginx has sent the header, the body goes to the socket directly (plain HTTP/1.x:
+    /// the bytes carry their own framing) instead of through the filters.
+    raw: bool,
     /// The ngx_buf_t of each buffer handed over, front first.
     handed: RefCell<VecDeque<*mut ngx_buf_t>>,
     free: RefCell<Vec<*mut ngx_buf_t>>,
 }
 
 impl HttpOut {
+    /// Through nginx's output filters (TLS, HTTP/2).
     pub fn new(r: Request) -> Self {
-        HttpOut { r, handed: RefCell::new(VecDeque::new()), free: RefCell::new(Vec::new()) }
+        HttpOut { r, raw: false, handed: RefCell::new(VecDeque::new()), free: RefCell::new(Vec::new()) }
+    }
+
+    /// Straight to the socket once the header is out (plain HTTP/1.x; the body bytes are
+    /// already framed as the filters would frame them).
+    pub fn raw(r: Request) -> Self {
+        HttpOut { raw: true, ..HttpOut::new(r) }
+    }
+
+    /// Whether the caller may write the body to the socket itself now: raw output, and nginx
+    /// holds nothing of the response any more (its header went out).
+    pub fn direct(&self) -> Out {
+        if !self.raw {
+            return Out::Again;
+        }
+        if !self.r_buffered() && self.handed() == 0 && self.r_out_empty() {
+            return Out::Done;
+        }
+        // Let nginx send what it holds (the header) first.
+        match self.write(&VecDeque::new()).1 {
+            Out::Done if self.r_out_empty() => Out::Done,
+            Out::Error => Out::Error,
+            _ => Out::Again,
+        }
+    }
+
+    pub fn is_raw(&self) -> bool {
+        self.raw
+    }
+
+    fn r_out_empty(&self) -> bool {
+        // SAFETY: live request.
+        unsafe { (*self.r.r()).out.is_null() }
     }
 
     pub fn request(&self) -> Request {
