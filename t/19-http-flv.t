@@ -726,3 +726,71 @@ my $r = main::flv_play("http://$h", 1);
 cmp_ok($r->{video}, '>', 0, 'a new player still gets video');
 is(worker_pid(), $worker, 'the same worker');
 is(scalar(main::crash_lines()), 0, 'no worker crashed') or diag(join "\n", main::crash_lines());
+
+
+
+=== TEST 11: Enhanced RTMP HEVC reaches HTTP-FLV players as Enhanced FLV tags; legacy HEVC (codec id 12) as received
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; }
+}
+--- http_config
+server {
+    listen $TEST_NGINX_HTTP_PORT;
+    location /flv { flv_live on; }
+}
+--- run
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live";
+my $ep = rtmp_publish("$base/hvc1", hevc_flv('enhanced'), loop => 1, args => ['--fourcc', 'hvc1']);
+my $lp = rtmp_publish("$base/hevc12", hevc_flv('legacy'), loop => 1);
+ok(wait_published('hvc1') && wait_published('hevc12'), 'both HEVC streams are published')
+    or diag(publisher_log($ep) . publisher_log($lp));
+main::wait_flv("http://127.0.0.1:$TEST_NGINX_HTTP_PORT/flv/live/hvc1.flv", sub { $_[0]{video} });
+my $g = main::flv_get('/flv/live/hvc1.flv', secs => 3, until => sub { (grep { main::is_video($_) } @{ $_[0] }) >= 10 });
+my @v = grep { main::is_video($_) } @{ $g->{tags} };
+cmp_ok(scalar @v, '>=', 10, 'Enhanced HEVC: video tags arrive');
+my $first = $v[0] ? $v[0][2] : '';
+ok(length($first) >= 5 && (ord($first) & 0x80), 'Enhanced HEVC: the first video tag has an ExVideoTagHeader');
+is(substr($first, 1, 4), 'hvc1', 'Enhanced HEVC: FourCC hvc1');
+is(ord($first) & 0x0f, 0, 'Enhanced HEVC: the first video tag is the sequence start');
+is(scalar(grep { !(ord($_->[2]) & 0x80) } @v), 0, 'Enhanced HEVC: every video tag is Enhanced FLV');
+is($g->{flags}, 0x01, 'Enhanced HEVC: FLV header says video only');
+main::wait_flv("http://127.0.0.1:$TEST_NGINX_HTTP_PORT/flv/live/hevc12.flv", sub { $_[0]{video} });
+$g = main::flv_get('/flv/live/hevc12.flv', secs => 3, until => sub { (grep { main::is_video($_) } @{ $_[0] }) >= 10 });
+@v = grep { main::is_video($_) } @{ $g->{tags} };
+cmp_ok(scalar @v, '>=', 10, 'legacy HEVC: video tags arrive');
+is(scalar(grep { (ord($_->[2]) & 0x0f) != 12 } @v), 0, 'legacy HEVC: every video tag keeps codec id 12');
+is(substr($v[0][2], 1, 1), "\x00", 'legacy HEVC: the first video tag is the sequence header') if @v;
+
+
+
+=== TEST 12: a player that stops reading is bounded like a slow RTMP player: its queue drops to the next keyframe, others keep playing
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    out_queue 64;
+    application live { live on; }
+}
+--- http_config
+server {
+    # Small socket buffers, so that a client that reads nothing fills them in a moment.
+    listen $TEST_NGINX_HTTP_PORT sndbuf=8k;
+    location /flv { flv_live on; }
+}
+--- run
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/slow", loop => 1);
+ok(wait_published('slow'), 'FFmpeg publishes') or diag(publisher_log($pub));
+main::wait_flv("http://127.0.0.1:$TEST_NGINX_HTTP_PORT/flv/live/slow.flv", sub { $_[0]{video} });
+# A client with a tiny receive buffer that reads nothing: the socket fills, then the queue.
+my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $TEST_NGINX_HTTP_PORT, Proto => 'tcp')
+    or die "connect: $!";
+setsockopt($s, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), 4096);
+send_bytes($s, "GET /flv/live/slow.flv HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+ok(wait_log(qr/player queue full \("out_queue"\), dropping to the next keyframe/, 1, 20),
+   'the stalled HTTP player hits its out_queue bound and drops to a keyframe');
+my $r = main::flv_play("http://127.0.0.1:$TEST_NGINX_HTTP_PORT/flv/live/slow.flv", 2);
+cmp_ok($r->{video}, '>', 20, 'another HTTP player still plays meanwhile');
+is(wait_publisher($pub, 0), undef, 'the publisher is still publishing') or diag(publisher_log($pub));
+close $s;
+is(scalar(main::crash_lines()), 0, 'no worker crashed');

@@ -326,15 +326,13 @@ impl Peer {
     /// Called by the session when its connection goes away: the handle becomes inert.
     pub fn mark_closed(&self) {
         self.closed.set(true);
-        let mut q = self.queue.borrow_mut();
-        // nginx may still be sending what it was handed (it reads those bytes in place).
-        let keep = self.http.as_ref().map_or(0, |h| h.handed());
-        while q.bufs.len() > keep {
-            q.bufs.pop_back();
-            if q.is_media.pop_back() == Some(true) {
-                q.media -= 1;
-            }
+        // An HTTP player's queue stays until its response ends: nginx may still be sending
+        // what it was handed (it reads those bytes in place), and the rest is the end of a
+        // framed body.
+        if self.http.is_some() {
+            return;
         }
+        *self.queue.borrow_mut() = Queue::default();
     }
 
     pub fn is_closed(&self) -> bool {

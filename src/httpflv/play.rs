@@ -61,8 +61,8 @@ pub struct FlvPlay {
     ws_accept: Option<String>,
     ws: Option<FrameReader>,
     ws_in: BytesMut,
-    /// The response ends (why) once what is queued is sent.
-    finishing: Option<String>,
+    /// The player left its stream: the response ends once what is queued is sent.
+    finishing: bool,
 }
 
 impl Drop for FlvPlay {
@@ -138,7 +138,7 @@ impl Content for FlvContent {
             ws_accept: if ws { ws_key.map(|k| websocket::accept_key(&k)) } else { None },
             ws: ws.then(|| FrameReader::new(64 * 1024)),
             ws_in: BytesMut::new(),
-            finishing: None,
+            finishing: false,
         };
         let Some(p) = r.keep(play) else { return NGX_ERROR };
         r.set_ctx::<FlvLiveModule, FlvPlay>(p);
@@ -242,15 +242,13 @@ impl RequestEvents for FlvEvents {
         if !p.started {
             return;
         }
-        let merge_timer = r.write_timed_out() && {
+        if r.write_timed_out() {
             r.clear_write_timed_out();
             if !p.session.peer.take_merge_timer() {
                 p.session.end("write timed out (\"timeout\")");
                 return finish(r, Next::Fail);
             }
-            true
-        };
-        let _ = merge_timer;
+        }
         if let Some(rd) = p.session.peer.take_redirect() {
             p.session.redirect(&rd);
         }
@@ -258,34 +256,10 @@ impl RequestEvents for FlvEvents {
             if p.ws.is_some() {
                 p.session.peer.push(Bytes::from(websocket::close_frame(websocket::CLOSE_GOING_AWAY)));
             }
-            p.finishing = Some(reason);
-        }
-        if let Some(reason) = p.finishing.clone() {
-            // What is queued leaves first (a chunk cut short would break the framing), then the
-            // last chunk; a client that stops reading meanwhile meets the write timeout.
-            let peer = p.session.peer.clone();
-            match peer.flush() {
-                Flush::Done => {}
-                Flush::Again => {
-                    if let Some(c) = r.conn() {
-                        c.write_timer(p.session.srv().timeout_ms());
-                    }
-                    if peer.http_out().is_some_and(|o| !o.wait_writable()) {
-                        p.session.end("could not arm the write event");
-                        finish(r, Next::Fail);
-                    }
-                    return;
-                }
-                Flush::Error => {
-                    p.session.end("send failed");
-                    return finish(r, Next::Fail);
-                }
-            }
+            // It leaves its stream now; what is queued still leaves (a chunk cut short would
+            // break the framing), then the last chunk.
             p.session.end(&reason);
-            if let Some(c) = r.conn() {
-                c.clear_write_timer();
-            }
-            return r.finish_stream();
+            p.finishing = true;
         }
         let peer = p.session.peer.clone();
         match peer.flush() {
@@ -293,16 +267,18 @@ impl RequestEvents for FlvEvents {
                 if let Some(c) = r.conn() {
                     c.clear_write_timer();
                 }
+                if p.finishing {
+                    r.finish_stream();
+                }
             }
             Flush::Again => {
+                // A client that stops reading meets the write timeout.
                 if let Some(c) = r.conn() {
                     c.write_timer(p.session.srv().timeout_ms());
                 }
-                if let Some(out) = peer.http_out() {
-                    if !out.wait_writable() {
-                        p.session.end("could not arm the write event");
-                        finish(r, Next::Fail);
-                    }
+                if peer.http_out().is_some_and(|o| !o.wait_writable()) {
+                    p.session.end("could not arm the write event");
+                    finish(r, Next::Fail)
                 }
             }
             Flush::Error => {
