@@ -1,23 +1,23 @@
 //! The HTTP side of the adapter: HTTP modules of this library (stat, control, HTTP-FLV) declared
 //! from safe code, a copyable `Request` handle (arguments, headers, simple answers) and `HttpOut`,
-//! which streams reference-counted bytes through nginx's output filter chain (chunked encoding,
-//! TLS, HTTP/2 and `add_header` all apply) without copying them.
+//! which streams reference-counted bytes without copying them: through nginx's output filter
+//! chain (chunked encoding, TLS, HTTP/2), or, on a plain HTTP/1.x connection once the header is
+//! out, by the caller's own writev of bytes it framed itself.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_void};
 use std::ptr::{self, NonNull};
 
 use bytes::Bytes;
 use nginx_sys::{
-    ngx_buf_t, ngx_chain_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_module_t,
+    ngx_buf_t, ngx_chain_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_module_t,
     ngx_http_request_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_table_elt_t, ngx_uint_t,
 };
 
-use super::conf::{pool_alloc, Conf, NGX_CONF_ERROR_PTR};
+use super::conf::{pool_alloc, Conf};
 use super::conn::Conn;
 use super::log::Log;
-use super::module::Merge;
+use super::module::{create_conf, merge_conf, Merge};
 
 pub const NGX_OK: ngx_int_t = nginx_sys::NGX_OK as ngx_int_t;
 pub const NGX_DONE: ngx_int_t = nginx_sys::NGX_DONE as ngx_int_t;
@@ -46,30 +46,8 @@ pub const fn http_module_ctx<M: HttpModule>() -> ngx_http_module_t {
         init_main_conf: None,
         create_srv_conf: None,
         merge_srv_conf: None,
-        create_loc_conf: Some(create_loc_conf::<M>),
-        merge_loc_conf: Some(merge_loc_conf::<M>),
-    }
-}
-
-unsafe extern "C" fn create_loc_conf<M: HttpModule>(cf: *mut ngx_conf_t) -> *mut c_void {
-    // SAFETY: nginx passes the conf being parsed; its pool lives as long as the configuration.
-    unsafe { pool_alloc((*cf).pool, M::LocConf::default()) }.map_or(ptr::null_mut(), |p| p.cast())
-}
-
-unsafe extern "C" fn merge_loc_conf<M: HttpModule>(
-    cf: *mut ngx_conf_t,
-    parent: *mut c_void,
-    child: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: both come from create_loc_conf::<M>.
-    let (prev, conf) = unsafe { (&*(parent as *const M::LocConf), &mut *(child as *mut M::LocConf)) };
-    let cf = unsafe { Conf::from_raw(cf) };
-    match conf.merge(prev, &cf) {
-        Ok(()) => ptr::null_mut(),
-        Err(msg) => {
-            cf.emerg(&msg);
-            NGX_CONF_ERROR_PTR
-        }
+        create_loc_conf: Some(create_conf::<M::LocConf>),
+        merge_loc_conf: Some(merge_conf::<M::LocConf>),
     }
 }
 

@@ -126,14 +126,14 @@ impl RtmpModuleCtx {
     }
 }
 
-unsafe extern "C" fn create_conf<T: Default + 'static>(cf: *mut ngx_conf_t) -> *mut c_void {
+pub(super) unsafe extern "C" fn create_conf<T: Default + 'static>(cf: *mut ngx_conf_t) -> *mut c_void {
     // SAFETY: nginx passes a valid conf being parsed.
     let pool = unsafe { (*cf).pool };
     // SAFETY: the configuration pool is live.
     unsafe { pool_alloc(pool, T::default()) }.map_or(ptr::null_mut(), |p| p.cast())
 }
 
-unsafe extern "C" fn merge_conf<T: Merge>(
+pub(super) unsafe extern "C" fn merge_conf<T: Merge>(
     cf: *mut ngx_conf_t,
     parent: *mut c_void,
     child: *mut c_void,

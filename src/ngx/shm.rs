@@ -99,22 +99,10 @@ impl SlotZone {
     /// Every cycle gets a fresh zone (`noreuse`): workers of an old cycle still shutting down
     /// never write into the new workers' slots.
     pub fn declare(cf: &Conf, name: &'static CStr, slots: usize, slot_size: usize, tag: &'static ngx_module_t) -> Result<Self, String> {
-        let mut s = ngx_str_t { len: name.count_bytes(), data: name.as_ptr() as *mut u8 };
         let total = slots * (HEAD + slot_size);
-        // The slab pool's own header and page table take about 1/170 of the zone, plus alignment.
-        // SAFETY: as in SharedCounter::declare.
-        unsafe {
-            let page = nginx_sys::ngx_pagesize;
-            let size = (total + total / 64 + 16 * page).div_ceil(page) * page;
-            let tag = tag as *const ngx_module_t as *mut c_void;
-            let zone = NonNull::new(nginx_sys::ngx_shared_memory_add(cf.raw(), &mut s, size, tag))
-                .ok_or_else(|| format!("cannot declare the shared memory zone \"{}\"", name.to_string_lossy()))?;
-            (*zone.as_ptr()).init = Some(init_slots);
-            (*zone.as_ptr()).noreuse = 1;
-            // Until init runs, data carries the byte count init allocates.
-            (*zone.as_ptr()).data = total as *mut c_void;
-            Ok(SlotZone { zone, slots, slot_size })
-        }
+        // The slab pool's own header and page table take about 1/170 of the zone.
+        let zone = declare_block(cf, name, total, total / 64, tag)?;
+        Ok(SlotZone { zone, slots, slot_size })
     }
 
     pub fn slots(&self) -> usize {
@@ -199,6 +187,31 @@ impl SlotZone {
     }
 }
 
+/// Declares a fresh (never reused across cycles) zone of at least `total` bytes plus `extra` for
+/// the slab pool's own bookkeeping, whose `init_slots` allocates those `total` bytes zeroed.
+fn declare_block(
+    cf: &Conf,
+    name: &'static CStr,
+    total: usize,
+    extra: usize,
+    tag: &'static ngx_module_t,
+) -> Result<NonNull<ngx_shm_zone_t>, String> {
+    let mut s = ngx_str_t { len: name.count_bytes(), data: name.as_ptr() as *mut u8 };
+    // SAFETY: as in SharedCounter::declare; until init runs, data carries the byte count
+    // init_slots allocates.
+    unsafe {
+        let page = nginx_sys::ngx_pagesize;
+        let size = (total + extra + 16 * page).div_ceil(page) * page;
+        let tag = tag as *const ngx_module_t as *mut c_void;
+        let zone = NonNull::new(nginx_sys::ngx_shared_memory_add(cf.raw(), &mut s, size, tag))
+            .ok_or_else(|| format!("cannot declare the shared memory zone \"{}\"", name.to_string_lossy()))?;
+        (*zone.as_ptr()).init = Some(init_slots);
+        (*zone.as_ptr()).noreuse = 1;
+        (*zone.as_ptr()).data = total as *mut c_void;
+        Ok(zone)
+    }
+}
+
 unsafe extern "C" fn init_slots(zone: *mut ngx_shm_zone_t, _data: *mut c_void) -> ngx_int_t {
     // SAFETY: nginx calls this with the zone it mapped (a slab pool at shm.addr); the zone is
     // never reused across cycles (noreuse), so it is always fresh and `data` is still the size
@@ -256,20 +269,9 @@ pub fn wall_ms() -> u64 {
 
 impl Board {
     pub fn declare(cf: &Conf, name: &'static CStr, workers: usize, tag: &'static ngx_module_t) -> Result<Self, String> {
-        let mut s = ngx_str_t { len: name.count_bytes(), data: name.as_ptr() as *mut u8 };
         let total = std::mem::size_of::<BoardHead>() + workers * std::mem::size_of::<BoardWorker>();
-        // SAFETY: as in SlotZone::declare.
-        unsafe {
-            let page = nginx_sys::ngx_pagesize;
-            let size = (total + 16 * page).div_ceil(page) * page;
-            let tag = tag as *const ngx_module_t as *mut c_void;
-            let zone = NonNull::new(nginx_sys::ngx_shared_memory_add(cf.raw(), &mut s, size, tag))
-                .ok_or_else(|| format!("cannot declare the shared memory zone \"{}\"", name.to_string_lossy()))?;
-            (*zone.as_ptr()).init = Some(init_slots);
-            (*zone.as_ptr()).noreuse = 1;
-            (*zone.as_ptr()).data = total as *mut c_void;
-            Ok(Board { zone, workers })
-        }
+        let zone = declare_block(cf, name, total, 0, tag)?;
+        Ok(Board { zone, workers })
     }
 
     fn head(&self) -> Option<&BoardHead> {
