@@ -5,6 +5,7 @@
 pub mod access;
 pub mod control;
 pub mod core;
+pub mod exec;
 pub mod hls;
 pub mod httpflv;
 pub mod limit;
@@ -13,6 +14,7 @@ pub mod log;
 pub mod netcall;
 pub mod ngx;
 pub mod notify;
+pub mod record;
 pub mod relay;
 pub mod stat;
 
@@ -25,7 +27,7 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 16] = [
+pub static mut ngx_modules: [*const ngx_module_t; 18] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
     // No hooks: the HTTP client (netcall_* directives) that notify callbacks use.
@@ -41,6 +43,10 @@ pub static mut ngx_modules: [*const ngx_module_t; 16] = [
     addr_of!(relay::ngx_rtmp_rs_relay_module),
     // Before live: its publish check must run before live accepts the stream.
     addr_of!(hls::ngx_rtmp_rs_hls_module),
+    // After the modules that may refuse a publish (access, notify, hls): a refused publish never
+    // records or runs a program. Before live, which ends the publish chain.
+    addr_of!(record::ngx_rtmp_rs_record_module),
+    addr_of!(exec::ngx_rtmp_rs_exec_module),
     // Before live (which ends the play chain): notes sessions coming and going for stat pages.
     addr_of!(stat::ngx_rtmp_rs_stat_module),
     addr_of!(live::ngx_rtmp_rs_live_module),
@@ -55,7 +61,7 @@ pub static mut ngx_modules: [*const ngx_module_t; 16] = [
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 16] = [
+pub static mut ngx_module_names: [*const c_char; 18] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
     c"ngx_rtmp_rs_netcall_module".as_ptr(),
@@ -65,6 +71,8 @@ pub static mut ngx_module_names: [*const c_char; 16] = [
     c"ngx_rtmp_rs_notify_module".as_ptr(),
     c"ngx_rtmp_rs_relay_module".as_ptr(),
     c"ngx_rtmp_rs_hls_module".as_ptr(),
+    c"ngx_rtmp_rs_record_module".as_ptr(),
+    c"ngx_rtmp_rs_exec_module".as_ptr(),
     c"ngx_rtmp_rs_stat_module".as_ptr(),
     c"ngx_rtmp_rs_live_module".as_ptr(),
     c"ngx_rtmp_rs_flv_live_module".as_ptr(),

@@ -106,6 +106,19 @@ impl PlayReq {
     }
 }
 
+/// A recorder closed a file (the record module): notify (`on_record_done`) and exec
+/// (`exec_record_done`) act on it.
+#[derive(Debug, Clone)]
+pub struct RecordDone {
+    /// The recorder's name ("" for the application's own `record`).
+    pub recorder: String,
+    /// The file's full path.
+    pub path: String,
+    /// The stream name and the publish arguments.
+    pub name: String,
+    pub args: String,
+}
+
 pub type ConnectHook = fn(&mut Session) -> Step;
 pub type PublishHook = fn(&mut Session, &PublishReq) -> Step;
 pub type PlayHook = fn(&mut Session, &PlayReq) -> Step;
@@ -114,6 +127,7 @@ pub type StreamHook = fn(&mut Session, u32) -> Step;
 pub type PauseHook = fn(&mut Session, u32, bool) -> Step;
 pub type ReceiveHook = fn(&mut Session, u32, bool, bool) -> Step;
 pub type DisconnectHook = fn(&mut Session);
+pub type RecordDoneHook = fn(&mut Session, &RecordDone);
 /// `_result`, `_error` and `onStatus` the server of an outgoing connection sent (stream id, command).
 pub type ReplyHook = fn(&mut Session, u32, &rtmp_proto::command::Command) -> Step;
 
@@ -135,6 +149,8 @@ pub struct Hooks {
     /// receiveAudio / receiveVideo: (stream id, is_video, flag).
     pub receive: Vec<ReceiveHook>,
     pub disconnect: Vec<DisconnectHook>,
+    /// A recorder of this session's stream closed a file.
+    pub record_done: Vec<RecordDoneHook>,
     /// An outgoing connection (a relay) finished its handshake: time to send `connect`.
     pub outgoing: Vec<ConnectHook>,
     /// Answers from the server of an outgoing connection.

@@ -301,6 +301,14 @@ impl Session {
         }
     }
 
+    /// Runs the `record_done` hooks (a recorder of this session closed a file).
+    pub fn record_done(&mut self, done: &super::hooks::RecordDone) {
+        let hooks = hooks(self.srv_ctx);
+        for h in &hooks.record_done {
+            h(self, done);
+        }
+    }
+
     /// A close a hook or another connection asked for (read by virtual players' owners).
     pub fn take_closing(&mut self) -> Option<String> {
         self.closing.take().or_else(|| self.peer.take_close_request())
