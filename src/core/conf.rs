@@ -103,6 +103,9 @@ pub struct CoreAppConf {
     pub name: String,
     pub play_time_fix: Option<bool>,
     pub publish_time_fix: Option<bool>,
+    /// Blocks nested in this application that are parsed as sub-applications inheriting from it
+    /// (`recorder name { … }`), merged from it after it is merged itself.
+    pub nested: Vec<CtxRef>,
 }
 
 impl Merge for CoreAppConf {
@@ -140,6 +143,19 @@ impl Directive<CoreSrvConf> for ApplicationBlock {
         srv.applications.push((name, ctx));
         block::parse_block(cf, ctx, Level::App)
     }
+}
+
+/// Parses the block that follows the current directive as a sub-application of the current
+/// application (all application-level directives allowed, unset ones inherited from it), as
+/// nginx-rtmp-module's `recorder` blocks; returns its context.
+pub fn nested_app_block(cf: &Conf) -> Result<CtxRef, String> {
+    let parent = block::current_ctx(cf);
+    let ctx = block::new_ctx(cf, Level::App, Some(parent))?;
+    let name = app_conf_mut(cf, parent).name.clone();
+    app_conf_mut(cf, ctx).name = name;
+    app_conf_mut(cf, parent).nested.push(ctx);
+    block::parse_block(cf, ctx, Level::App)?;
+    Ok(ctx)
 }
 
 fn app_conf_mut(cf: &Conf, ctx: CtxRef) -> &'static mut CoreAppConf {

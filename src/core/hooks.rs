@@ -117,6 +117,9 @@ pub struct RecordDone {
     /// The stream name and the publish arguments.
     pub name: String,
     pub args: String,
+    /// The recorder's configuration context (its `recorder {}` block, or the application):
+    /// `on_record_done` and `exec_record_done` are read from it.
+    pub conf: crate::ngx::module::CtxRef,
 }
 
 pub type ConnectHook = fn(&mut Session) -> Step;

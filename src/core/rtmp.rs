@@ -25,6 +25,9 @@ impl RootBlock for RtmpBlock {
             let srv_conf = srv.srv_mut::<CoreModule>(cf);
             for (_, app) in &srv_conf.applications {
                 block::merge(cf, srv, *app, false)?;
+                for nested in app.app::<CoreModule>().nested.clone() {
+                    block::merge(cf, *app, nested, false)?;
+                }
             }
             for l in &srv_conf.listens {
                 let mut l = l.clone();
