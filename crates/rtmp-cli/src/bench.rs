@@ -18,7 +18,7 @@ use rtmp_proto::flv::{audio_tag_info, video_tag_info};
 use rtmp_proto::message::{msg_type, RawMessage};
 use serde::Serialize;
 
-use crate::conn::{resolve, Conn, ConnError, ConnEvent, Role};
+use crate::conn::{resolve, ClientSocket, Conn, ConnError, ConnEvent, Role};
 use crate::player_conn::{PlayUrl, PlayerConn};
 use crate::publish::{Media, Source, MAX_BACKLOG};
 use crate::stats::{percentile, Histogram};

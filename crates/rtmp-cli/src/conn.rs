@@ -190,6 +190,55 @@ pub struct Conn {
     nodelay: bool,
 }
 
+/// The non-blocking TCP socket under a client connection (RTMP `Conn` or HTTP-FLV `FlvConn`):
+/// registering it with mio for both kinds of readiness.
+pub trait ClientSocket {
+    fn socket(&mut self) -> &mut TcpStream;
+
+    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(
+            self.socket(),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.deregister(self.socket())
+    }
+}
+
+/// Whether the non-blocking connect of `sock` to `addr` has finished (`Ok(false)`: not yet);
+/// once it has, sets TCP_NODELAY if `nodelay`.
+pub fn finish_connect(sock: &TcpStream, addr: SocketAddr, nodelay: bool) -> Result<bool, ConnError> {
+    if let Some(e) = sock
+        .take_error()
+        .map_err(|source| ConnError::Connect { addr, source })?
+    {
+        return Err(ConnError::Connect { addr, source: e });
+    }
+    match sock.peer_addr() {
+        Ok(_) => {
+            if nodelay {
+                let _ = sock.set_nodelay(true);
+            }
+            Ok(true)
+        }
+        Err(e)
+            if e.kind() == io::ErrorKind::NotConnected || e.kind() == io::ErrorKind::WouldBlock =>
+        {
+            Ok(false)
+        }
+        Err(source) => Err(ConnError::Connect { addr, source }),
+    }
+}
+
+impl ClientSocket for Conn {
+    fn socket(&mut self) -> &mut TcpStream {
+        &mut self.sock
+    }
+}
+
 impl Conn {
     /// Starts a non-blocking connect; nothing is sent before the socket is registered and ready.
     pub fn connect(addr: SocketAddr, url: &RtmpUrl, role: Role) -> Result<Conn, ConnError> {
@@ -220,18 +269,6 @@ impl Conn {
     /// Announces Enhanced RTMP support for these video FourCCs (e.g. "hvc1") in `connect`.
     pub fn announce_fourcc(&mut self, list: &[String]) {
         self.fourcc = list.to_vec();
-    }
-
-    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        registry.register(
-            &mut self.sock,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )
-    }
-
-    pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        registry.deregister(&mut self.sock)
     }
 
     pub fn stage(&self) -> Stage {
@@ -268,38 +305,14 @@ impl Conn {
     /// Handles readiness: finishes the TCP connect, reads everything available, runs the session
     /// and writes what it produced. `scratch` is a shared read buffer.
     pub fn on_ready(&mut self, scratch: &mut [u8]) -> Result<(), ConnError> {
-        if self.stage == Stage::Tcp && !self.check_connected()? {
-            return Ok(());
+        if self.stage == Stage::Tcp {
+            if !finish_connect(&self.sock, self.addr, self.nodelay)? {
+                return Ok(());
+            }
+            self.stage = Stage::Handshake;
         }
         self.read_all(scratch)?;
         self.flush()
-    }
-
-    fn check_connected(&mut self) -> Result<bool, ConnError> {
-        let addr = self.addr;
-        if let Some(e) = self
-            .sock
-            .take_error()
-            .map_err(|source| ConnError::Connect { addr, source })?
-        {
-            return Err(ConnError::Connect { addr, source: e });
-        }
-        match self.sock.peer_addr() {
-            Ok(_) => {
-                self.stage = Stage::Handshake;
-                if self.nodelay {
-                    let _ = self.sock.set_nodelay(true);
-                }
-                Ok(true)
-            }
-            Err(e)
-                if e.kind() == io::ErrorKind::NotConnected
-                    || e.kind() == io::ErrorKind::WouldBlock =>
-            {
-                Ok(false)
-            }
-            Err(source) => Err(ConnError::Connect { addr, source }),
-        }
     }
 
     fn read_all(&mut self, scratch: &mut [u8]) -> Result<(), ConnError> {

@@ -8,10 +8,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
 use rtmp_proto::flv::FlvReader;
 
-use crate::conn::{ConnError, ConnEvent, Stage};
+use crate::conn::{finish_connect, ClientSocket, ConnError, ConnEvent, Stage};
 use crate::flvplay::Dechunker;
 
 /// Response heads larger than this are refused.
@@ -31,10 +30,16 @@ pub struct FlvUrl {
 
 impl FlvUrl {
     pub fn parse(url: &str) -> Result<FlvUrl, String> {
-        let bad = |why: &str| format!("{url}: {why}");
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| bad("expected http://host[:port]/path"))?;
+            .ok_or_else(|| format!("{url}: expected http://host[:port]/path"))?;
+        FlvUrl::from_rest(url, rest)
+    }
+
+    /// `rest`, what follows the scheme of `url` (named in errors): `host[:port][/path][?query]`,
+    /// `[v6]:port` or `[v6]`; the port is 80 unless given.
+    pub fn from_rest(url: &str, rest: &str) -> Result<FlvUrl, String> {
+        let bad = |why: &str| format!("{url}: {why}");
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(split);
         let path_and_query = match path.chars().next() {
@@ -198,6 +203,12 @@ pub struct FlvConn {
     nodelay: bool,
 }
 
+impl ClientSocket for FlvConn {
+    fn socket(&mut self) -> &mut TcpStream {
+        &mut self.sock
+    }
+}
+
 impl FlvConn {
     /// Starts a non-blocking connect; the request goes once the socket is registered and ready.
     pub fn connect(addr: SocketAddr, url: &FlvUrl) -> Result<FlvConn, ConnError> {
@@ -226,18 +237,6 @@ impl FlvConn {
         self.nodelay = false;
     }
 
-    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        registry.register(
-            &mut self.sock,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )
-    }
-
-    pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        registry.deregister(&mut self.sock)
-    }
-
     pub fn stage(&self) -> Stage {
         self.stage
     }
@@ -258,67 +257,24 @@ impl FlvConn {
     /// Handles readiness: finishes the TCP connect, writes the request, reads everything
     /// available. `scratch` is a shared read buffer.
     pub fn on_ready(&mut self, scratch: &mut [u8]) -> Result<(), FlvConnError> {
-        if self.stage == Stage::Tcp && !self.check_connected()? {
-            return Ok(());
+        if self.stage == Stage::Tcp {
+            if !finish_connect(&self.sock, self.addr, self.nodelay).map_err(FlvConnError::Conn)? {
+                return Ok(());
+            }
+            self.stage = Stage::Start;
         }
         self.write_request()?;
-        loop {
-            match self.sock.read(scratch) {
-                Ok(0) => {
-                    return Err(FlvConnError::Conn(ConnError::Closed { stage: self.stage }))
-                }
-                Ok(n) => self.feed(scratch.get(..n).unwrap_or_default())?,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(FlvConnError::Conn(ConnError::Io {
-                        addr: self.addr,
-                        source,
-                    }))
-                }
-            }
+        while let Some(n) = sock_io(&mut self.sock, self.addr, self.stage, |s| s.read(scratch))? {
+            self.feed(scratch.get(..n).unwrap_or_default())?;
         }
-    }
-
-    fn check_connected(&mut self) -> Result<bool, FlvConnError> {
-        let addr = self.addr;
-        let connect = |source| FlvConnError::Conn(ConnError::Connect { addr, source });
-        if let Some(e) = self.sock.take_error().map_err(connect)? {
-            return Err(connect(e));
-        }
-        match self.sock.peer_addr() {
-            Ok(_) => {
-                self.stage = Stage::Start;
-                if self.nodelay {
-                    let _ = self.sock.set_nodelay(true);
-                }
-                Ok(true)
-            }
-            Err(e)
-                if e.kind() == io::ErrorKind::NotConnected
-                    || e.kind() == io::ErrorKind::WouldBlock =>
-            {
-                Ok(false)
-            }
-            Err(source) => Err(connect(source)),
-        }
+        Ok(())
     }
 
     fn write_request(&mut self) -> Result<(), FlvConnError> {
         while let Some(rest) = self.request.get(self.written..).filter(|r| !r.is_empty()) {
-            match self.sock.write(rest) {
-                Ok(0) => {
-                    return Err(FlvConnError::Conn(ConnError::Closed { stage: self.stage }))
-                }
-                Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(FlvConnError::Conn(ConnError::Io {
-                        addr: self.addr,
-                        source,
-                    }))
-                }
+            match sock_io(&mut self.sock, self.addr, self.stage, |s| s.write(rest))? {
+                Some(n) => self.written += n,
+                None => return Ok(()),
             }
         }
         Ok(())
@@ -406,6 +362,25 @@ impl FlvConn {
                     })
                 }
             }
+        }
+    }
+}
+
+/// One read or write on `sock` (connected to `addr`, in `stage`), retried when interrupted:
+/// `Ok(None)` when it would block; no bytes (the server closed) and failures are errors.
+fn sock_io(
+    sock: &mut TcpStream,
+    addr: SocketAddr,
+    stage: Stage,
+    mut op: impl FnMut(&mut TcpStream) -> io::Result<usize>,
+) -> Result<Option<usize>, FlvConnError> {
+    loop {
+        match op(sock) {
+            Ok(0) => return Err(FlvConnError::Conn(ConnError::Closed { stage })),
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(FlvConnError::Conn(ConnError::Io { addr, source })),
         }
     }
 }

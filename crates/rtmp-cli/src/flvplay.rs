@@ -13,6 +13,7 @@ use rtmp_proto::message::msg_type;
 use rtmp_proto::websocket as ws;
 use serde::Serialize;
 
+use crate::flvconn::FlvUrl;
 use crate::CliError;
 
 /// Response heads larger than this are refused.
@@ -163,56 +164,28 @@ fn io_err(what: &'static str) -> impl Fn(io::Error) -> CliError {
 #[derive(Debug, PartialEq, Eq)]
 struct Target {
     ws: bool,
-    /// As typed (with the port if one was given): the `Host` header.
-    authority: String,
-    host: String,
-    port: u16,
-    path_and_query: String,
+    /// Host, port and path, as for `rtmp bench`'s HTTP-FLV players.
+    url: FlvUrl,
 }
 
 impl Target {
     fn parse(url: &str) -> Result<Target, CliError> {
-        let bad = |why: &str| CliError::Other(format!("{url}: {why}"));
         let (ws, rest) = if let Some(r) = url.strip_prefix("http://") {
             (false, r)
         } else if let Some(r) = url.strip_prefix("ws://") {
             (true, r)
         } else {
-            return Err(bad("expected http://host[:port]/path or ws://host[:port]/path"));
+            return Err(CliError::Other(format!(
+                "{url}: expected http://host[:port]/path or ws://host[:port]/path"
+            )));
         };
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(split);
-        let path_and_query = match path.chars().next() {
-            None => "/".to_string(),
-            Some('?') => format!("/{path}"),
-            Some(_) => path.to_string(),
-        };
-        if path_and_query.bytes().any(|b| b <= b' ' || b == 0x7f) {
-            return Err(bad("spaces or control characters in the path"));
-        }
-        // [v6]:port, host:port or host.
-        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-            let (h, p) = r.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            (h, p.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port = match port {
-            None => 80,
-            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
-        };
-        Ok(Target { ws, authority: authority.to_string(), host: host.to_string(), port, path_and_query })
+        let url = FlvUrl::from_rest(url, rest).map_err(CliError::Other)?;
+        Ok(Target { ws, url })
     }
 
     /// The request head; `ws_key` makes it a WebSocket upgrade.
     fn request(&self, extra: &[(String, String)], ws_key: Option<&str>) -> String {
-        let mut r = format!("GET {} HTTP/1.1\r\nHost: {}\r\n", self.path_and_query, self.authority);
+        let mut r = format!("GET {} HTTP/1.1\r\nHost: {}\r\n", self.url.path_and_query, self.url.authority);
         match ws_key {
             Some(key) => r.push_str(&format!(
                 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
@@ -250,6 +223,7 @@ struct Conn {
 
 impl Conn {
     fn open(t: &Target, deadline: Instant) -> Result<Conn, CliError> {
+        let t = &t.url;
         let addrs = (t.host.as_str(), t.port).to_socket_addrs().map_err(io_err("resolve"))?;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
         for a in addrs {
@@ -619,16 +593,18 @@ mod tests {
             t,
             Target {
                 ws: false,
-                authority: "example.com:8080".into(),
-                host: "example.com".into(),
-                port: 8080,
-                path_and_query: "/live?app=live&stream=s".into(),
+                url: FlvUrl {
+                    authority: "example.com:8080".into(),
+                    host: "example.com".into(),
+                    port: 8080,
+                    path_and_query: "/live?app=live&stream=s".into(),
+                },
             }
         );
         let t = Target::parse("ws://[::1]/x.flv").unwrap();
-        assert_eq!((t.ws, t.host.as_str(), t.port, t.path_and_query.as_str()), (true, "::1", 80, "/x.flv"));
-        assert_eq!(Target::parse("http://h").unwrap().path_and_query, "/");
-        assert_eq!(Target::parse("http://h?a=1").unwrap().path_and_query, "/?a=1");
+        assert_eq!((t.ws, t.url.host.as_str(), t.url.port, t.url.path_and_query.as_str()), (true, "::1", 80, "/x.flv"));
+        assert_eq!(Target::parse("http://h").unwrap().url.path_and_query, "/");
+        assert_eq!(Target::parse("http://h?a=1").unwrap().url.path_and_query, "/?a=1");
         assert!(Target::parse("rtmp://h/app").is_err());
         assert!(Target::parse("http://:80/").is_err());
         assert!(Target::parse("http://h:x/").is_err());

@@ -5,10 +5,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::{Registry, Token};
+use mio::net::TcpStream;
 use rtmp_proto::url::RtmpUrl;
 
-use crate::conn::{resolve, Conn, ConnError, ConnEvent, Role, Stage};
+use crate::conn::{resolve, ClientSocket, Conn, ConnError, ConnEvent, Role, Stage};
 use crate::flvconn::{FlvConn, FlvConnError, FlvUrl};
 use crate::CliError;
 
@@ -100,6 +100,15 @@ impl PlayerError {
     }
 }
 
+impl ClientSocket for PlayerConn {
+    fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            PlayerConn::Rtmp(c) => c.socket(),
+            PlayerConn::Flv(c) => c.socket(),
+        }
+    }
+}
+
 impl PlayerConn {
     /// Starts a non-blocking connect; `plain` leaves the socket's options at the OS defaults.
     pub fn connect(addr: SocketAddr, url: &PlayUrl, plain: bool) -> Result<PlayerConn, ConnError> {
@@ -119,20 +128,6 @@ impl PlayerConn {
                 PlayerConn::Flv(Box::new(c))
             }
         })
-    }
-
-    pub fn register(&mut self, registry: &Registry, token: Token) -> std::io::Result<()> {
-        match self {
-            PlayerConn::Rtmp(c) => c.register(registry, token),
-            PlayerConn::Flv(c) => c.register(registry, token),
-        }
-    }
-
-    pub fn deregister(&mut self, registry: &Registry) -> std::io::Result<()> {
-        match self {
-            PlayerConn::Rtmp(c) => c.deregister(registry),
-            PlayerConn::Flv(c) => c.deregister(registry),
-        }
     }
 
     pub fn on_ready(&mut self, scratch: &mut [u8]) -> Result<(), PlayerError> {
