@@ -15,6 +15,7 @@ pub mod hls;
 pub mod http;
 pub mod message;
 pub mod mpegts;
+pub mod record;
 pub mod session;
 pub mod stat;
 pub mod url;
