@@ -523,8 +523,9 @@ is(main::control('/control/redirect/subscriber?newname='), '500', 'redirect with
 is(main::control('/control/drop/subscriber?srv=1'), '500', 'srv out of range: 500');
 is(main::control('/control/drop/subscriber?srv=x'), '500', 'srv not a number: 500');
 is(main::control('/control/drop/everyone'), '500', 'undefined method: 500');
-is(main::control('/control/record/start?app=live&name=cam'), '501', 'record start: 501 (no recorders yet)');
-is(main::control('/control/record/stop?app=live&name=cam'), '501', 'record stop: 501');
+is(main::control('/control/record/start?app=live&name=cam'), '204', 'record start of nobody: 204');
+is(main::control('/control/record/stop?app=live&name=cam'), '204', 'record stop of nobody: 204');
+is(main::control('/control/record/pause?app=live&name=cam'), '500', 'record: undefined method: 500');
 like(main::control('/control/bogus/publisher'), qr/^404/, 'unknown section: 404');
 like(main::control('/dropper/redirect/publisher?newname=x'), qr/^404/, 'section not enabled (rtmp_control drop): 404');
 is(main::control('/dropper/drop/publisher?name=nobody'), '200 0', 'enabled section, nothing matches: 200 0');

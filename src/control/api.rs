@@ -35,14 +35,10 @@ impl Content for ControlApi {
         if mask & bit == 0 {
             return NGX_DECLINED;
         }
-        if section == "record" {
-            // Recorders come with the record issue; until then nothing can start or stop.
-            return match method {
-                "start" | "stop" => r.status(501),
-                _ => r.status(500),
-            };
-        }
-        if !matches!(method, "publisher" | "subscriber" | "client") {
+        let record = section == "record";
+        if record && !matches!(method, "start" | "stop")
+            || !record && !matches!(method, "publisher" | "subscriber" | "client")
+        {
             log_info!(r.log(), "rtmp control: undefined method \"{}\"", method);
             return r.status(500);
         }
@@ -67,7 +63,9 @@ impl Content for ControlApi {
         };
         let cmd = json!({
             "action": section,
-            "who": method,
+            "who": if record { "publisher" } else { method },
+            "start": method == "start",
+            "rec": r.arg("rec").unwrap_or_default(),
             "srv": srv,
             "app": r.arg("app").filter(|s| !s.is_empty()),
             "name": r.arg("name").filter(|s| !s.is_empty()),
@@ -131,6 +129,11 @@ impl Content for ControlApi {
     }
 }
 
+/// The count of sessions acted on (for `record`, of recorders asked to start or stop; none is 204
+/// as in the C module).
 fn answer(r: Request, count: u64) -> ngx_int_t {
+    if count == 0 && r.uri().contains("/record/") {
+        return r.status(204);
+    }
     r.respond(200, Some("text/plain"), count.to_string().as_bytes())
 }

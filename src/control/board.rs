@@ -101,6 +101,11 @@ pub fn execute(cmd: &Value) -> u64 {
             }
             match (text("action").as_deref(), &newname) {
                 (Some("drop"), _) => m.peer.request_close("dropped by the control API".into()),
+                (Some("record"), _) if m.publishing => {
+                    let start = cmd.get("start").and_then(Value::as_bool).unwrap_or(false);
+                    m.peer
+                        .request_record(&text("rec").unwrap_or_default(), start);
+                }
                 (Some("redirect"), Some(n)) => m.peer.request_redirect(Redirect {
                     name: n.clone(),
                     publishers: m.publishing,

@@ -131,6 +131,8 @@ pub type PauseHook = fn(&mut Session, u32, bool) -> Step;
 pub type ReceiveHook = fn(&mut Session, u32, bool, bool) -> Step;
 pub type DisconnectHook = fn(&mut Session);
 pub type RecordDoneHook = fn(&mut Session, &RecordDone);
+/// The control API starts (true) or stops a recorder of this session.
+pub type RecordControlHook = fn(&mut Session, &str, bool);
 /// `_result`, `_error` and `onStatus` the server of an outgoing connection sent (stream id, command).
 pub type ReplyHook = fn(&mut Session, u32, &rtmp_proto::command::Command) -> Step;
 
@@ -154,6 +156,7 @@ pub struct Hooks {
     pub disconnect: Vec<DisconnectHook>,
     /// A recorder of this session's stream closed a file.
     pub record_done: Vec<RecordDoneHook>,
+    pub record_control: Vec<RecordControlHook>,
     /// An outgoing connection (a relay) finished its handshake: time to send `connect`.
     pub outgoing: Vec<ConnectHook>,
     /// Answers from the server of an outgoing connection.

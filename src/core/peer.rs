@@ -100,6 +100,8 @@ pub struct Peer {
     /// An FLV player got its file header (once per response, whatever it plays after).
     flv_header_sent: Cell<bool>,
     redirect: RefCell<Option<Redirect>>,
+    /// Control API record requests: (recorder, start).
+    record: RefCell<Vec<(String, bool)>>,
 }
 
 /// A control request to move a session's publishing or playing to another stream name.
@@ -153,7 +155,21 @@ impl Peer {
             info: RefCell::new(PeerInfo::default()),
             flv_header_sent: Cell::new(false),
             redirect: RefCell::new(None),
+            record: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Asks this connection's own handler to start or stop its recorder `rec` (control API).
+    pub fn request_record(&self, rec: &str, start: bool) {
+        if self.closed.get() {
+            return;
+        }
+        self.record.borrow_mut().push((rec.to_string(), start));
+        self.conn.post_write();
+    }
+
+    pub fn take_record_requests(&self) -> Vec<(String, bool)> {
+        std::mem::take(&mut *self.record.borrow_mut())
     }
 
     /// True the first time only: an FLV response has one file header.

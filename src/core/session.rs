@@ -173,6 +173,11 @@ impl Handler for Session {
             self.redirect(&r);
             self.drain_output();
         }
+        for (rec, start) in self.peer.take_record_requests() {
+            for h in &hooks(self.srv_ctx).record_control {
+                h(self, &rec, start);
+            }
+        }
         if let Some(reason) = self.closing.take() {
             // Best effort: a final status (BadName, StreamNotFound…) should reach the client.
             let _ = self.peer.flush();

@@ -80,3 +80,40 @@ pub fn http_log_time() -> String {
         String::from_utf8_lossy(str_bytes(&s)).into_owned()
     }
 }
+
+/// `strftime` of `fmt` at the local time `secs` (since the epoch); `fmt` itself when it cannot
+/// be formatted (a NUL inside, or a result over 1 KiB).
+pub fn strftime(fmt: &str, secs: i64) -> String {
+    let Ok(cfmt) = std::ffi::CString::new(fmt) else {
+        return fmt.to_string();
+    };
+    let mut buf = [0u8; 1024];
+    // SAFETY: localtime_r fills the tm we own; strftime writes at most buf.len() bytes and
+    // returns how many (0 on overflow).
+    unsafe {
+        let t = secs as nginx_sys::time_t;
+        let mut tm: nginx_sys::tm = std::mem::zeroed();
+        if nginx_sys::localtime_r(&t, &mut tm).is_null() {
+            return fmt.to_string();
+        }
+        let n = nginx_sys::strftime(buf.as_mut_ptr().cast(), buf.len(), cfmt.as_ptr(), &tm);
+        if n == 0 && !fmt.is_empty() {
+            return fmt.to_string();
+        }
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+/// Wall-clock seconds since the epoch, as nginx cached them.
+pub fn unix_time() -> i64 {
+    // SAFETY: nginx's cached time, updated by the event loop.
+    unsafe { (*nginx_sys::ngx_cached_time).sec }
+}
+
+/// An exclusive POSIX record lock on the whole file, without waiting (nginx's `ngx_trylock_fd`;
+/// the C module's `record_lock` waits for it); false when another process holds it.
+pub fn try_lock(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor belongs to `f`, open for writing.
+    unsafe { nginx_sys::ngx_trylock_fd(f.as_raw_fd()) == 0 }
+}

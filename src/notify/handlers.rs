@@ -8,7 +8,7 @@ use std::rc::{Rc, Weak};
 use rtmp_proto::http::Response;
 use rtmp_proto::RawMessage;
 
-use crate::core::hooks::{PlayReq, PublishReq, Resume, Step, Waiter};
+use crate::core::hooks::{PlayReq, PublishReq, RecordDone, Resume, Step, Waiter};
 use crate::core::peer::Peer;
 use crate::core::session::Session;
 use crate::log_info;
@@ -470,4 +470,26 @@ fn finish_entries(s: &mut Session, stream_id: Option<u32>) {
             detached(main, url, options(s, conf, &f), s.log, "on_stream");
         }
     }
+}
+
+/// `on_record_done`: a recorder closed a file (read from the recorder's own block if it has
+/// one); nobody waits for the answer.
+pub fn record_done(s: &mut Session, d: &RecordDone) {
+    let conf = d.conf.app::<NotifyModule>();
+    let Some(url) = conf.on_record_done else {
+        return;
+    };
+    let mut f = base(s);
+    f.add("call", "record_done")
+        .add("recorder", &d.recorder)
+        .add("name", &d.name)
+        .add("path", &d.path)
+        .add_query(&d.args);
+    detached(
+        s.srv_ctx.main::<NotifyModule>(),
+        url,
+        options(s, conf, &f),
+        s.log,
+        "on_record_done",
+    );
 }

@@ -44,6 +44,7 @@ impl RtmpModule for NotifyModule {
         h.media.push(handlers::media);
         h.close_stream.push(handlers::close_stream);
         h.disconnect.push(handlers::disconnect);
+        h.record_done.push(handlers::record_done);
         Ok(())
     }
 }

@@ -32,6 +32,7 @@ const COMMON_KEYS: &[&str] = &["encoder"];
 
 /// The padding property: its string value absorbs whatever the final metadata does not use.
 const FILLER: &str = "filler";
+const FILLER_ODD: &str = "filler1";
 
 /// The object of a publisher's onMetaData payload (`"onMetaData"`, then an object or ECMA array).
 pub fn publisher_props(payload: &[u8]) -> Vec<(String, Amf0Value)> {
@@ -209,9 +210,13 @@ fn props(
     p
 }
 
-fn encode(props: Vec<(String, Amf0Value)>, filler: Amf0Value) -> BytesMut {
+/// The padding: an array of `n` booleans (2 bytes each) and a string of `odd` spaces (0 or 1).
+/// Long strings would do in one piece, but FFmpeg's FLV demuxer refuses string values over 255
+/// bytes in onMetaData (and logs an error for the file).
+fn encode(props: Vec<(String, Amf0Value)>, n: usize, odd: usize) -> BytesMut {
     let mut props = props;
-    props.push((FILLER.into(), filler));
+    props.push((FILLER.into(), Amf0Value::StrictArray(vec![Amf0Value::Boolean(false); n])));
+    props.push((FILLER_ODD.into(), Amf0Value::String(" ".repeat(odd))));
     let mut out = BytesMut::new();
     amf0::encode(&Amf0Value::string("onMetaData"), &mut out);
     amf0::encode(&Amf0Value::EcmaArray(props), &mut out);
@@ -226,24 +231,14 @@ pub fn payload(
     index: &[(u32, u64)],
     len: usize,
 ) -> Option<Bytes> {
-    let bare = encode(props(copied, facts, index), Amf0Value::string("")).len();
+    let bare = encode(props(copied, facts, index), 0, 0).len();
     let pad = len.checked_sub(bare)?;
-    // A short string holds 65535 bytes; past that the long form costs two length bytes more.
-    let filler = if pad <= usize::from(u16::MAX) {
-        Amf0Value::String(" ".repeat(pad))
-    } else {
-        Amf0Value::LongString(" ".repeat(pad - 2))
-    };
-    let out = encode(props(copied, facts, index), filler);
+    let out = encode(props(copied, facts, index), pad / 2, pad % 2);
     (out.len() == len).then(|| out.freeze())
 }
 
 /// The length to reserve: the metadata with a full index and no padding.
 pub fn reserved_len(copied: &[(String, Amf0Value)], cap: usize) -> usize {
     let full = vec![(0, 0); cap];
-    encode(
-        props(copied, &Facts::default(), &full),
-        Amf0Value::string(""),
-    )
-    .len()
+    encode(props(copied, &Facts::default(), &full), 0, 0).len()
 }
