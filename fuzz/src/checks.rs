@@ -1081,7 +1081,7 @@ pub fn http(data: &[u8]) {
 }
 
 /// Every target by name, for the replay test.
-pub const TARGETS: [(&str, Check); 11] = [
+pub const TARGETS: [(&str, Check); 12] = [
     ("handshake_server", handshake_server),
     ("handshake_client", handshake_client),
     ("chunk", chunk),
@@ -1093,4 +1093,109 @@ pub const TARGETS: [(&str, Check); 11] = [
     ("session", session),
     ("segmenter", segmenter),
     ("http", http),
+    ("record", record),
 ];
+
+/// Media and control operations through the FLV recorder: every file it makes (the actions
+/// applied to an in-memory disk) is FLV our reader takes whole, starting with onMetaData, and its
+/// timestamps never go down, whatever the stream does (headers late, timestamps backwards,
+/// rotations, stops and failed opens in between).
+pub fn record(data: &[u8]) {
+    use rtmp_proto::record::{Action, FlvRecorder, RecordConfig};
+    let mut src = Src::new(data);
+    let sel = src.u8();
+    let mut r = FlvRecorder::new(RecordConfig {
+        audio: sel & 1 != 0,
+        video: sel & 2 != 0,
+        keyframes: sel & 4 != 0,
+        max_size: if sel & 8 != 0 { 2000 + u64::from(src.u16()) } else { 0 },
+        max_frames: if sel & 16 != 0 { u64::from(src.u8()) + 1 } else { 0 },
+        index_capacity: usize::from(src.u8() % 8) + 1,
+    });
+    let mut files: Vec<Vec<u8>> = Vec::new();
+    let mut open = false;
+    let mut ts = 0u32;
+    let mut apply = |actions: Vec<Action>, files: &mut Vec<Vec<u8>>, open: &mut bool| {
+        for a in actions {
+            match a {
+                Action::Open => {
+                    files.push(Vec::new());
+                    *open = true;
+                }
+                Action::Write(b) => {
+                    assert!(*open, "write without an open file");
+                    files.last_mut().expect("open file").extend_from_slice(&b);
+                }
+                Action::Patch { offset, bytes } => {
+                    let f = files.last_mut().expect("open file");
+                    let end = offset as usize + bytes.len();
+                    assert!(end <= f.len(), "patch past the end of the file");
+                    f[offset as usize..end].copy_from_slice(&bytes);
+                }
+                Action::Close => *open = false,
+            }
+        }
+    };
+    while !src.is_empty() {
+        let op = src.u8();
+        ts = ts.wrapping_add(i32::from(src.u16() as i16) as u32);
+        let len = usize::from(src.u8());
+        let body = src.bytes(len);
+        let mut p = BytesMut::new();
+        let actions = match op % 12 {
+            0 => {
+                p.extend_from_slice(b"\x17\x00\x00\x00\x00");
+                p.extend_from_slice(body);
+                r.set_video_header(p.freeze());
+                Vec::new()
+            }
+            1 => {
+                p.extend_from_slice(b"\xaf\x00\x12\x10");
+                r.set_audio_header(p.freeze());
+                Vec::new()
+            }
+            2 | 3 => {
+                p.extend_from_slice(b"\x17\x01\x00\x00\x00");
+                p.extend_from_slice(body);
+                r.push(9, ts, &p.freeze())
+            }
+            4 | 5 | 6 => {
+                p.extend_from_slice(b"\x27\x01\x00\x00\x00");
+                p.extend_from_slice(body);
+                r.push(9, ts, &p.freeze())
+            }
+            7 | 8 => {
+                p.extend_from_slice(b"\xaf\x01");
+                p.extend_from_slice(body);
+                r.push(8, ts, &p.freeze())
+            }
+            9 => {
+                r.rotate();
+                Vec::new()
+            }
+            10 => r.stop(),
+            _ => {
+                if op & 0x80 != 0 {
+                    r.failed();
+                    open = false;
+                } else {
+                    r.start();
+                }
+                Vec::new()
+            }
+        };
+        apply(actions, &mut files, &mut open);
+    }
+    apply(r.stop(), &mut files, &mut open);
+    for f in files.iter().filter(|f| !f.is_empty()) {
+        let tags = flv::read_all(f).expect("a recorded file reads back whole");
+        if let Some(first) = tags.first() {
+            assert_eq!(first.tag_type, msg_type::AMF0_DATA, "a file starts with onMetaData");
+        }
+        let mut last = 0;
+        for t in tags.iter().skip(1) {
+            assert!(t.timestamp >= last, "timestamps never go down in a file");
+            last = t.timestamp;
+        }
+    }
+}
