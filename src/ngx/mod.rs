@@ -9,6 +9,7 @@ pub mod http;
 pub mod listen;
 pub mod log;
 pub mod module;
+pub mod process;
 pub mod shm;
 pub mod timer;
 pub mod upstream;
