@@ -1115,7 +1115,7 @@ pub fn record(data: &[u8]) {
     let mut files: Vec<Vec<u8>> = Vec::new();
     let mut open = false;
     let mut ts = 0u32;
-    let mut apply = |actions: Vec<Action>, files: &mut Vec<Vec<u8>>, open: &mut bool| {
+    let apply = |actions: Vec<Action>, files: &mut Vec<Vec<u8>>, open: &mut bool| {
         for a in actions {
             match a {
                 Action::Open => {
@@ -1159,7 +1159,7 @@ pub fn record(data: &[u8]) {
                 p.extend_from_slice(body);
                 r.push(9, ts, &p.freeze())
             }
-            4 | 5 | 6 => {
+            4..=6 => {
                 p.extend_from_slice(b"\x27\x01\x00\x00\x00");
                 p.extend_from_slice(body);
                 r.push(9, ts, &p.freeze())

@@ -35,6 +35,9 @@ pub struct Rec {
     pub path: Option<String>,
     /// Bytes of the current file known to be written.
     offset: u64,
+    /// Tags not written yet: they go out together (one write per keyframe or 64 KiB), not one
+    /// write per tag as in the C module.
+    pending: Vec<u8>,
     opened_ms: u64,
     /// Files this recorder made in this publish (a rotation never reuses one of them).
     made: Vec<String>,
@@ -83,6 +86,7 @@ pub fn published(s: &mut Session, req: &PublishReq) -> Step {
                 file: None,
                 path: None,
                 offset: 0,
+                pending: Vec::new(),
                 opened_ms: 0,
                 made: Vec::new(),
             }
@@ -105,9 +109,13 @@ pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
         return Step::Continue;
     };
     let mut done = Vec::new();
+    let keyframe = msg.msg_type == msg_type::VIDEO && video_tag_info(&msg.payload).is_some_and(|i| i.keyframe);
     for r in &mut ctx.recs {
         let actions = feed(r, msg);
         apply(s, r, &ctx.stream, actions, &mut done);
+        if keyframe || r.pending.len() >= FLUSH_AT {
+            flush(s, r, &mut done);
+        }
     }
     s.ext.insert(ctx);
     report(s, done);
@@ -174,14 +182,14 @@ fn apply(
                 status(s, r, "status", "NetStream.Record.Start");
             }
             Action::Write(b) => {
-                let Some(f) = r.file.as_mut() else { continue };
-                if let Err(e) = f.write_all(&b) {
-                    fail(s, r, &format!("write: {e}"), done);
-                    return;
+                if r.file.is_some() {
+                    r.pending.extend_from_slice(&b);
                 }
-                r.offset += b.len() as u64;
             }
             Action::Patch { offset, bytes } => {
+                if !flush(s, r, done) {
+                    return;
+                }
                 if let Some(f) = r.file.as_ref() {
                     // The file stays playable without the patch (only its index is missing).
                     if let Err(e) = f.write_all_at(&bytes, offset) {
@@ -195,11 +203,41 @@ fn apply(
                 }
             }
             Action::Close => {
+                if !flush(s, r, done) {
+                    return;
+                }
                 if let Some(done_file) = close(r) {
                     status(s, r, "status", "NetStream.Record.Stop");
                     done.push((r.name.clone(), done_file, r.ctx));
                 }
             }
+        }
+    }
+}
+
+/// Bytes of pending tags that make a write on their own.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Writes the pending tags; false when that failed (the file is closed then, see `fail`).
+fn flush(s: &mut Session, r: &mut Rec, done: &mut Vec<(String, String, CtxRef)>) -> bool {
+    if r.pending.is_empty() {
+        return true;
+    }
+    let Some(f) = r.file.as_mut() else {
+        r.pending.clear();
+        return true;
+    };
+    let res = f.write_all(&r.pending);
+    let n = r.pending.len() as u64;
+    r.pending.clear();
+    match res {
+        Ok(()) => {
+            r.offset += n;
+            true
+        }
+        Err(e) => {
+            fail(s, r, &format!("write: {e}"), done);
+            false
         }
     }
 }
@@ -225,6 +263,7 @@ fn fail(s: &mut Session, r: &mut Rec, why: &str, done: &mut Vec<(String, String,
 }
 
 fn close(r: &mut Rec) -> Option<String> {
+    r.pending.clear();
     let f = r.file.take()?;
     drop(f);
     r.path.clone()

@@ -460,13 +460,13 @@ impl FlvRecorder {
             file.index.push(ts, at);
         }
         file.frames += 1;
+        // Past a limit the file ends at the next break frame, which starts the next file: no
+        // frame is lost between the pieces (the C module closes at once and drops everything up
+        // to the next keyframe), and a piece exceeds the limit by less than a GOP.
         let full = (self.cfg.max_frames > 0 && file.frames >= self.cfg.max_frames)
             || (self.cfg.max_size > 0 && file.size >= self.cfg.max_size);
         if full {
-            let State::Open(file) = std::mem::replace(&mut self.state, State::Armed) else {
-                unreachable!()
-            };
-            self.close(*file, b);
+            file.rotate = true;
         }
     }
 
