@@ -225,7 +225,8 @@ ok(!-e "$TEST_NGINX_PREFIX/out/never-cam6", 'a line for other names does not run
 --- config
 exec_static /bin/sh -c 'while :; do sleep 1; done' static-$TEST_NGINX_PREFIX;
 server {
-    listen $TEST_NGINX_RTMP_PORT;
+    # reuseport: clients spread over both workers, so one can hold worker 0.
+    listen $TEST_NGINX_RTMP_PORT reuseport;
     application live { live on; }
 }
 --- run
@@ -234,11 +235,22 @@ ok(wait_until(sub { procs_with($tag) == 1 }, 10, 0.1), 'one exec_static instance
 sleep 1;
 my @first = procs_with($tag);
 is(scalar(@first), 1, 'still one with two workers') or diag("@first");
+# A client of the old worker 0 keeps it running (shutting down) after the reload.
+my $w0 = (split ' ', (slurp("/proc/$first[0]/stat") =~ s/^.*\)//sr))[1];
+my @socks;
+for (1 .. 16) {
+    my $s = rtmp_raw_connect($TEST_NGINX_RTMP_PORT, 'live') or next;
+    push @socks, $s;
+    last if grep { /\] $w0#/ } log_lines(qr/rtmp: connect app=/);
+}
+ok((grep { /\] $w0#/ } log_lines(qr/rtmp: connect app=/)), "a client holds worker 0 ($w0)");
 ok(kill('HUP', master_pid()), 'reload');
 ok(wait_until(sub { my @p = procs_with($tag); @p == 1 && $p[0] != $first[0] }, 10, 0.1),
    'after the reload: one instance, started by the new worker 0');
+ok(kill(0, $w0), 'while the old worker 0 still serves its client');
 sleep 1.5;
 is(scalar(procs_with($tag)), 1, 'and only one');
+close $_ for @socks;
 
 
 
