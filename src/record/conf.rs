@@ -100,6 +100,21 @@ impl Merge for RecordAppConf {
     }
 }
 
+/// `record …`: may be given more than once at a level, the flags add up (as the C module's
+/// bitmask slot: `record all; record keyframes;`).
+pub struct Record;
+
+impl Directive<RecordAppConf> for Record {
+    fn set(cf: &Conf, conf: &mut RecordAppConf) -> Result<(), String> {
+        let f = RecordFlags::parse(&cf.args()).map_err(|e| {
+            let words: Vec<String> = cf.args().iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            format!("invalid value \"{}\" in \"record\" directive, {}", words.join(" "), e.to_string_lossy().trim_start_matches("invalid value, "))
+        })?;
+        conf.record = Some(RecordFlags(conf.record.map_or(0, |r| r.0) | f.0));
+        Ok(())
+    }
+}
+
 /// `record_path DIR`: resolved against nginx's prefix and created at start (owned by the worker
 /// user) when missing — the C module silently records nothing into a missing directory.
 pub struct RecordPath;

@@ -52,7 +52,7 @@ const RSA: u32 = RTMP_MAIN_CONF | RTMP_SRV_CONF | RTMP_APP_CONF;
 const OFF: usize = RTMP_APP_CONF_OFFSET;
 
 static mut RECORD_COMMANDS: [ngx_command_t; 12] = [
-    slot!(RecordAppConf, record, c"record", RSA | MORE1, OFF),
+    directive::<conf::Record, RecordAppConf>(c"record", RSA | MORE1, OFF),
     directive::<conf::RecordPath, RecordAppConf>(c"record_path", RSA | TAKE1, OFF),
     slot!(RecordAppConf, suffix, c"record_suffix", RSA | TAKE1, OFF),
     slot!(RecordAppConf, unique, c"record_unique", RSA | FLAG, OFF),
