@@ -176,7 +176,7 @@ stop($pub);
 
 
 
-=== TEST 4: exec_publish / exec_publish_done get the variables, PATH is set, name= filters (every value), no nginx descriptor is inherited
+=== TEST 4: exec_publish / exec_publish_done / exec_play / exec_play_done get the variables, PATH is set, name= filters (every value), no nginx descriptor is inherited
 --- config
 server {
     listen $TEST_NGINX_RTMP_PORT;
@@ -187,6 +187,8 @@ server {
         exec_options on;
         exec_publish /bin/sh $TEST_NGINX_PREFIX/args.sh only-$name name=other name=cam6;
         exec_publish /bin/sh $TEST_NGINX_PREFIX/args.sh never-$name name=other;
+        exec_play /bin/sh $TEST_NGINX_PREFIX/args.sh play-$name $name $args;
+        exec_play_done /bin/sh $TEST_NGINX_PREFIX/args.sh play_done-$name $name;
     }
 }
 --- run
@@ -212,6 +214,10 @@ is($a[7], '$name', 'escaped \$');
 is($a[8], 'PATH=/usr/local/bin:/usr/bin:/bin', 'a standard PATH');
 is($a[9], '0', 'no socket or log file descriptor inherited');
 ok(wait_until(sub { out_file('only-cam6') ne '' }, 5, 0.1), 'name= filter: the second value matches');
+my ($v) = count_frames("$base/live/cam6?p=1", 2);
+ok($v > 0, 'a player plays');
+is(join(' ', (split /\n/, out_file('play-cam6'))[0, 1]), 'cam6 p=1', 'exec_play ran with $name and $args');
+ok(wait_until(sub { out_file('play_done-cam6') ne '' }, 5, 0.1), 'exec_play_done ran');
 stop($pub);
 ok(wait_until(sub { out_file('done-cam6') ne '' }, 10, 0.1), 'exec_publish_done ran');
 is(join(' ', (split /\n/, out_file('done-cam6'))[0, 1]), 'cam6 live', 'with the variables');
