@@ -28,6 +28,8 @@ use crate::CliError;
 const PUBLISH_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lag histogram range; anything later is clamped into the last bucket (max stays exact).
 const LAG_LIMIT_MS: usize = 120_000;
+/// Per-message gaps are counted per millisecond up to this (longer ones keep their exact max).
+const GAP_LIMIT_MS: usize = 10_000;
 /// Connect attempts the loop starts per iteration at most, so reads keep being served while ramping.
 const CONNECT_BATCH: usize = 256;
 
@@ -97,14 +99,16 @@ struct Gap {
 }
 
 impl Gap {
-    /// A message arrived at `at`: the gap since the previous one, if any.
-    fn note(&mut self, at: Instant) {
-        if let Some(prev) = self.last {
-            let gap = u64::try_from(at.saturating_duration_since(prev).as_micros())
-                .unwrap_or(u64::MAX);
+    /// A message arrived at `at`: the gap since the previous one (µs), if any.
+    fn note(&mut self, at: Instant) -> Option<u64> {
+        let gap = self.last.map(|prev| {
+            u64::try_from(at.saturating_duration_since(prev).as_micros()).unwrap_or(u64::MAX)
+        });
+        if let Some(gap) = gap {
             self.max_us = Some(self.max_us.map_or(gap, |g| g.max(gap)));
         }
         self.last = Some(at);
+        gap
     }
 }
 
@@ -178,6 +182,9 @@ pub struct BenchReport {
     pub gap_p99_ms: Option<u64>,
     /// Players with a gap measured (at least two messages after their first frame).
     pub gap_players: usize,
+    /// Every gap between consecutive audio/video messages of every player (not just each
+    /// player's longest), ms: p50, p99 and max.
+    pub gap_each_ms: Percentiles,
     /// "publisher" (newest timestamp the stream's publisher sent), "max_ts_seen" (by any
     /// player of the stream) or "none" (HTTP-FLV: every response's timestamps start at 0, so
     /// players cannot be compared with the publisher or each other).
@@ -215,6 +222,8 @@ struct Bench {
     ttfb_us: Vec<u64>,
     lag: Histogram,
     lag_window: Histogram,
+    /// Every gap between consecutive audio/video messages, ms (`Gap::note`).
+    gaps_each: Histogram,
     failures: BTreeMap<String, usize>,
     frames_window: u64,
     emfile_warned: bool,
@@ -334,6 +343,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
         ttfb_us: Vec::new(),
         lag: Histogram::new(LAG_LIMIT_MS),
         lag_window: Histogram::new(LAG_LIMIT_MS),
+        gaps_each: Histogram::new(GAP_LIMIT_MS),
         failures: BTreeMap::new(),
         frames_window: 0,
         emfile_warned: false,
@@ -570,7 +580,9 @@ impl Bench {
                 ConnEvent::Media(m) => {
                     let av = m.msg_type == msg_type::AUDIO || m.msg_type == msg_type::VIDEO;
                     if av && p.first_frame_ms.is_some() {
-                        p.gap.note(arrived);
+                        if let Some(us) = p.gap.note(arrived) {
+                            self.gaps_each.add(us / 1000);
+                        }
                     }
                     // Sequence headers are not frames, and servers may stamp them with 0
                     // for late joiners, which would read as a huge lag.
@@ -833,6 +845,11 @@ impl Bench {
             gap_p50_ms: gap_ms(percentile(&gaps, 50.0)),
             gap_p99_ms: gap_ms(percentile(&gaps, 99.0)),
             gap_players: gaps.len(),
+            gap_each_ms: Percentiles {
+                p50: self.gaps_each.percentile(50.0),
+                p99: self.gaps_each.percentile(99.0),
+                max: self.gaps_each.max(),
+            },
             lag_reference: if !self.lag_applies {
                 "none"
             } else if self.publishers.is_empty() {
@@ -927,11 +944,14 @@ pub fn print_text(r: &BenchReport) {
         r.lag_reference
     );
     println!(
-        "gap:              max {} ms; players' longest gaps p50 {} ms, p99 {} ms ({} players)",
+        "gap:              max {} ms; players' longest gaps p50 {} ms, p99 {} ms ({} players); \
+         every gap p50 {} ms, p99 {} ms",
         f(r.gap_max_ms),
         f(r.gap_p50_ms),
         f(r.gap_p99_ms),
-        r.gap_players
+        r.gap_players,
+        f(r.gap_each_ms.p50),
+        f(r.gap_each_ms.p99)
     );
     if r.publishers > 0 {
         println!(
