@@ -343,7 +343,6 @@ my $P = $TEST_NGINX_PREFIX;
 publish_once("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/cam");
 wait_until(sub { !grep { closed_lines($_) < opened_lines($_) } qw(size frames interval) }, 10);
 my %info;
-my $eos_reason = 'a rotation pending at the stream\'s last tag (the AVC end of sequence, flagged as a keyframe) opens a file without any frame';
 for my $rec (qw(size frames interval)) {
     my @files = by_rotation(files_in("rec_$rec"));
     cmp_ok(scalar @files, '>=', 3, "$rec: " . scalar(@files) . ' files');
@@ -352,7 +351,7 @@ for my $rec (qw(size frames interval)) {
     is(scalar(closed_lines($rec)), scalar @files, "$rec: each closed once");
     # Files whose only video tag is the AVC end of sequence.
     my @empty = grep { !grep { ($_->{type} == 8 || $_->{type} == 9) && !$_->{seq} && !$_->{eos} } @{ flv_read("$P/rec_$rec/$_")->{tags} } } @files;
-    todo_is("@empty", '', "$rec: no file without a frame", $eos_reason);
+    is("@empty", '', "$rec: no file without a frame (an end of sequence starts none)");
     my %skip = map { $_ => 1 } @empty;
     $info{$rec} = [map { check_flv("$P/rec_${rec}/$_", "$rec $_") } grep { !$skip{$_} } @files];
 }
@@ -486,8 +485,7 @@ sleep 4;
 like(control('/control/record/stop?app=live&name=cam&rec=man'), qr/^200 (1|\S+\.flv)$/, 'record/stop: 200');
 ok(wait_log(qr/recorder "man" closed "\Q$P\E\/rec_man\/cam\.flv"/, 1, 5), 'the manual file was closed');
 # The C module answers 204 when no recorder was started or stopped.
-todo_is(control('/control/record/start?app=live&name=cam&rec=nope'), 204, 'start of an unknown recorder: 204',
-        'control record/* counts the publishers asked, not the recorders acted on');
+is(control('/control/record/start?app=live&name=cam&rec=nope'), 204, 'start of an unknown recorder: 204');
 todo_is(control('/control/record/stop?app=live&name=cam&rec=man'), 204, 'stop of a stopped recorder: 204',
         'control record/* counts the publishers asked, not the recorders acted on');
 my $man = check_flv("$P/rec_man/cam.flv", 'manual cam.flv');
@@ -660,6 +658,5 @@ print $fh "load_module $module;\nerror_log logs/nested.log info;\nevents {}\n"
 close $fh;
 my ($code, $out, $err) = Test::Nginx::Rtmp::run_cmd([$Test::Nginx::Rtmp::NGINX, '-p', "$P/", '-c', 'conf/nested.conf', '-t'], timeout => 20);
 ok(-d "$P/rec_top", 'a missing record_path is created');
-my $todo = 'record_path is created with one mkdir(): a missing parent fails nginx -t';
-todo_is($code, 0, 'nginx -t accepts record_path deep/er/rec', $todo) or diag($out . $err);
-todo_is(-d "$P/deep/er/rec" ? 1 : 0, 1, 'and creates it with its parents', $todo);
+is($code, 0, 'nginx -t accepts record_path deep/er/rec') or diag($out . $err);
+is(-d "$P/deep/er/rec" ? 1 : 0, 1, 'and creates it with its parents');

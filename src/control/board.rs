@@ -101,10 +101,14 @@ pub fn execute(cmd: &Value) -> u64 {
             }
             match (text("action").as_deref(), &newname) {
                 (Some("drop"), _) => m.peer.request_close("dropped by the control API".into()),
-                (Some("record"), _) if m.publishing => {
+                (Some("record"), _) => {
+                    // Publishers whose application has that recorder.
+                    let rec = text("rec").unwrap_or_default();
+                    if !m.publishing || !crate::record::has_recorder(*app_ctx, &rec) {
+                        continue;
+                    }
                     let start = cmd.get("start").and_then(Value::as_bool).unwrap_or(false);
-                    m.peer
-                        .request_record(&text("rec").unwrap_or_default(), start);
+                    m.peer.request_record(&rec, start);
                 }
                 (Some("redirect"), Some(n)) => m.peer.request_redirect(Redirect {
                     name: n.clone(),

@@ -413,6 +413,14 @@ impl Conf {
         if std::path::Path::new(&full).exists() {
             return Ok(full);
         }
+        // nginx creates each registered path with one mkdir(): register the missing parents
+        // first, outermost first, so that `a/b/c` works when `a` does not exist yet.
+        if let Some(parent) = std::path::Path::new(&full).parent() {
+            let parent = parent.to_string_lossy().into_owned();
+            if !parent.is_empty() && parent != "/" && !std::path::Path::new(&parent).exists() {
+                self.directory(&parent)?;
+            }
+        }
         let mut name = full.clone().into_bytes();
         name.push(0);
         let name = self.alloc(name).ok_or("out of memory")?;

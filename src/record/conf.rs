@@ -111,6 +111,9 @@ impl Directive<RecordAppConf> for Record {
             format!("invalid value \"{}\" in \"record\" directive, {}", words.join(" "), e.to_string_lossy().trim_start_matches("invalid value, "))
         })?;
         conf.record = Some(RecordFlags(conf.record.map_or(0, |r| r.0) | f.0));
+        if f.0 == MANUAL && conf.record.is_some_and(|r| r.0 == MANUAL) {
+            cf.warn("\"record manual\" alone records nothing (as in nginx-rtmp-module): use \"record all manual\"");
+        }
         Ok(())
     }
 }

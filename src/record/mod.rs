@@ -18,6 +18,12 @@ use crate::ngx::module::{
 use crate::slot;
 pub use conf::RecordAppConf;
 
+/// Whether application `app` has a recorder named `rec` ("" for its own `record`), for the
+/// control API.
+pub fn has_recorder(app: crate::ngx::module::CtxRef, rec: &str) -> bool {
+    conf::recorders(app).iter().any(|(n, _)| n == rec)
+}
+
 pub struct RecordModule;
 
 impl RtmpModule for RecordModule {

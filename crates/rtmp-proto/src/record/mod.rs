@@ -325,7 +325,13 @@ impl FlvRecorder {
                 if !wanted || (needs_header && self.video_header.is_none()) {
                     return None;
                 }
-                Some(frame(info.keyframe, info.keyframe))
+                // An AVC/HEVC end of sequence (packet type 2) carries the keyframe flag but no
+                // picture: it starts no file and is no index entry.
+                let end_of_sequence = !info.enhanced
+                    && matches!(info.codec, VideoCodec::Avc | VideoCodec::Hevc)
+                    && payload.get(1) == Some(&2);
+                let key = info.keyframe && !end_of_sequence;
+                Some(frame(key, key))
             }
             AUDIO => {
                 let info = audio_tag_info(payload)?;
