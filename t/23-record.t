@@ -660,3 +660,33 @@ my ($code, $out, $err) = Test::Nginx::Rtmp::run_cmd([$Test::Nginx::Rtmp::NGINX, 
 ok(-d "$P/rec_top", 'a missing record_path is created');
 is($code, 0, 'nginx -t accepts record_path deep/er/rec') or diag($out . $err);
 is(-d "$P/deep/er/rec" ? 1 : 0, 1, 'and creates it with its parents');
+
+
+
+=== TEST 8: exec_record_done gets $path $filename $basename $dirname $recorder $name of each closed file, from the recorder's own block
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live {
+        live on;
+        record all;
+        record_path rec_exec;
+        exec_record_done sh -c "echo app:$path:$filename:$basename:$dirname:$recorder:$name > $dirname/done-$basename.txt";
+        recorder k {
+            record keyframes;
+            record_path rec_exec_k;
+            exec_record_done sh -c "echo k:$recorder:$filename > $dirname/done-k.txt";
+        }
+    }
+}
+--- run
+my $P = $TEST_NGINX_PREFIX;
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/cam", timeout => 60);
+ok(wait_published('cam'), 'FFmpeg publishes') or diag(publisher_log($pub));
+ok(defined wait_publisher($pub, 30), 'the publish ends');
+ok(wait_until(sub { -s "$P/rec_exec/done-cam.txt" && -s "$P/rec_exec_k/done-k.txt" }, 10, 0.1),
+   'both exec_record_done commands ran');
+is(Test::Nginx::Rtmp::slurp("$P/rec_exec/done-cam.txt"),
+   "app:$P/rec_exec/cam.flv:cam.flv:cam:$P/rec_exec::cam\n", 'the application line got every variable');
+is(Test::Nginx::Rtmp::slurp("$P/rec_exec_k/done-k.txt"), "k:k:cam.flv\n",
+   'the recorder block ran its own line, with $recorder');
