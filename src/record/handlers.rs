@@ -117,8 +117,7 @@ pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
             flush(s, r, &mut done);
         }
     }
-    s.ext.insert(ctx);
-    report(s, done);
+    put_back(s, ctx, done);
     Step::Continue
 }
 
@@ -383,26 +382,26 @@ fn stop_all(s: &mut Session) {
     };
     let mut done = Vec::new();
     for r in &mut ctx.recs {
-        let actions = r.fr.stop();
-        apply(s, r, &ctx.stream, actions, &mut done);
-        if let Some(p) = close(r) {
-            done.push((r.name.clone(), p, r.ctx));
-        }
+        finish(s, r, &ctx.stream, &mut done);
     }
-    let (stream, args) = (ctx.stream.clone(), ctx.args.clone());
-    s.ext.insert(ctx);
-    report_with(s, done, &stream, &args);
+    put_back(s, ctx, done);
     s.ext.remove::<RecordCtx>();
 }
 
-fn report(s: &mut Session, done: Vec<(String, String, CtxRef)>) {
-    let Some((stream, args)) = s
-        .ext
-        .get::<RecordCtx>()
-        .map(|c| (c.stream.clone(), c.args.clone()))
-    else {
-        return;
-    };
+/// Stops a recorder and closes its file.
+fn finish(s: &mut Session, r: &mut Rec, stream: &str, done: &mut Vec<(String, String, CtxRef)>) {
+    let actions = r.fr.stop();
+    apply(s, r, stream, actions, done);
+    if let Some(p) = close(r) {
+        done.push((r.name.clone(), p, r.ctx));
+    }
+}
+
+/// Gives the session its record state back, then reports the files closed meanwhile (the
+/// `record_done` hooks may look at the session).
+fn put_back(s: &mut Session, ctx: RecordCtx, done: Vec<(String, String, CtxRef)>) {
+    let (stream, args) = (ctx.stream.clone(), ctx.args.clone());
+    s.ext.insert(ctx);
     report_with(s, done, &stream, &args);
 }
 
@@ -453,16 +452,10 @@ pub fn control(s: &mut Session, rec: &str, start: bool) -> Option<String> {
             }
         } else if r.fr.is_open() {
             answer = r.path.clone();
-            let actions = r.fr.stop();
-            apply(s, r, &ctx.stream, actions, &mut done);
-            if let Some(p) = close(r) {
-                done.push((r.name.clone(), p, r.ctx));
-            }
+            finish(s, r, &ctx.stream, &mut done);
         }
     }
-    let (stream, args) = (ctx.stream.clone(), ctx.args.clone());
-    s.ext.insert(ctx);
-    report_with(s, done, &stream, &args);
+    put_back(s, ctx, done);
     answer
 }
 
