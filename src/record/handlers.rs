@@ -312,6 +312,11 @@ fn open(r: &mut Rec, stream: &str) -> Result<(), String> {
                 .map_err(|e| format!("\"{first}\": {e}"))?;
             f.seek(SeekFrom::End(0))
                 .map_err(|e| format!("\"{first}\": {e}"))?;
+            let mut head = vec![0u8; len.min(1 << 20) as usize];
+            f.seek(SeekFrom::Start(0)).map_err(|e| format!("\"{first}\": {e}"))?;
+            f.read_exact(&mut head).map_err(|e| format!("\"{first}\": {e}"))?;
+            f.seek(SeekFrom::End(0)).map_err(|e| format!("\"{first}\": {e}"))?;
+            r.fr.take_over_meta(&head);
             r.fr.open_append(len, tail_timestamp(&tail).unwrap_or(0));
         }
         lock(r, &f, &first)?;

@@ -242,3 +242,63 @@ pub fn reserved_len(copied: &[(String, Amf0Value)], cap: usize) -> usize {
     let full = vec![(0, 0); cap];
     encode(props(copied, &Facts::default(), &full), 0, 0).len()
 }
+
+/// The onMetaData of a file one of our recorders wrote (it has our padding), read back to go on
+/// with it in append mode.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    /// Offset and length of the payload in the file.
+    pub offset: u64,
+    pub len: usize,
+    pub copied: Vec<(String, Amf0Value)>,
+    /// The keyframe index it holds (ms, offset).
+    pub index: Vec<(u32, u64)>,
+    pub has_audio: bool,
+    pub has_video: bool,
+}
+
+impl Taken {
+    /// From the file's first bytes (FLV header, then the script tag); `None` for a file that does
+    /// not start with our reserved onMetaData.
+    pub fn parse(head: &[u8]) -> Option<Taken> {
+        const AT: usize = 13;
+        if head.get(..3) != Some(b"FLV") || *head.get(AT)? & 0x1f != 18 {
+            return None;
+        }
+        let h = head.get(AT..AT + 11)?;
+        let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+        let payload = head.get(AT + 11..AT + 11 + len)?;
+        let props = publisher_props(payload);
+        if !props.iter().any(|(k, _)| k == FILLER) {
+            return None;
+        }
+        let get = |k: &str| props.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        let flag = |k: &str| matches!(get(k), Some(Amf0Value::Boolean(true)));
+        let numbers = |v: Option<&Amf0Value>| -> Vec<f64> {
+            match v {
+                Some(Amf0Value::StrictArray(a)) => a.iter().filter_map(Amf0Value::as_f64).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let kf = get("keyframes").and_then(Amf0Value::properties).unwrap_or_default();
+        let field = |k: &str| kf.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        let times = numbers(field("times"));
+        let positions = numbers(field("filepositions"));
+        let index = times
+            .iter()
+            .zip(&positions)
+            .filter(|(t, p)| t.is_finite() && p.is_finite() && **t >= 0.0 && **p >= 0.0)
+            .map(|(t, p)| ((t * 1000.0).round() as u32, *p as u64))
+            .collect();
+        let has_audio = flag("hasAudio");
+        let has_video = flag("hasVideo");
+        Some(Taken {
+            offset: (AT + 11) as u64,
+            len,
+            copied: copied_props(&props, has_audio, has_video),
+            index,
+            has_audio,
+            has_video,
+        })
+    }
+}

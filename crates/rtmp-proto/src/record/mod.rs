@@ -185,6 +185,8 @@ pub struct FlvRecorder {
     meta_props: Vec<(String, Amf0Value)>,
     meta_video: bool,
     seen_video: bool,
+    /// The onMetaData of a file we take over (append mode), when we wrote it ourselves.
+    taken: Option<meta::Taken>,
 }
 
 impl FlvRecorder {
@@ -203,7 +205,15 @@ impl FlvRecorder {
             meta_props: Vec::new(),
             meta_video: false,
             seen_video: false,
+            taken: None,
         }
+    }
+
+    /// Append mode, before `open_append`: the first bytes of the existing file. When it starts
+    /// with an onMetaData reserved by a recorder of ours, that one is kept up to date at close
+    /// (duration, size and index of the whole file, the earlier keyframes included).
+    pub fn take_over_meta(&mut self, head: &[u8]) {
+        self.taken = meta::Taken::parse(head);
     }
 
     /// The AVC/HEVC/E-RTMP video sequence header payload.
@@ -412,6 +422,16 @@ impl FlvRecorder {
             video_header: None,
             rotate: false,
         };
+        if base > 0 {
+            if let Some(t) = self.taken.take() {
+                for &(ts, pos) in &t.index {
+                    file.index.push(ts, pos);
+                }
+                file.has_audio = t.has_audio;
+                file.has_video = t.has_video;
+                file.meta = Some(ReservedMeta { offset: t.offset, len: t.len, copied: t.copied });
+            }
+        }
         let video = self.cfg.records_video();
         if base == 0 {
             flv::write_header(&mut b.buf, self.cfg.audio, video);

@@ -524,6 +524,7 @@ fn append_continues_after_the_tail() {
     r.set_video_header(avc_header());
     r.set_audio_header(aac_header());
     assert_eq!(r.push(VIDEO, 70_000, &video(true, 20)), vec![Action::Open]);
+    r.take_over_meta(&file);
     r.open_append(file.len() as u64, last);
     let mut d = Disk {
         files: vec![std::mem::take(&mut file)],
@@ -548,6 +549,15 @@ fn append_continues_after_the_tail() {
     assert!(is_keyframe(&tags[first_new]));
     assert_eq!(tags.last().unwrap().timestamp, last + 19 * 33);
     assert_eq!(d.files[0][4], 0x05);
+    // The onMetaData we reserved in the first session now describes the whole file, and its
+    // index holds the keyframes of both sessions (check_file checks every entry).
+    let s = check_file(&d.files[0], 1000);
+    assert_eq!(s.index_len, 3 + 2);
+    let meta = amf0::decode_all(&tags[0].data).unwrap();
+    let props = meta[1].properties().unwrap();
+    let num = |k: &str| props.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.as_f64()).unwrap();
+    assert_eq!(num("filesize") as usize, d.files[0].len());
+    assert!((num("duration") - f64::from(last + 19 * 33) / 1000.0).abs() < 0.001);
 
     // An empty file in append mode is a new file.
     let mut r = FlvRecorder::new(cfg(true, true, false));
