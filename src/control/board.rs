@@ -23,8 +23,7 @@ thread_local! {
 }
 
 pub fn worker_slot() -> usize {
-    // SAFETY: ngx_worker is this worker's number, set before init_process.
-    unsafe { nginx_sys::ngx_worker }
+    crate::ngx::worker_number()
 }
 
 pub fn pid() -> u64 {

@@ -7,13 +7,13 @@ mod board;
 
 use std::ptr::{addr_of, addr_of_mut};
 
-use nginx_sys::{ngx_command_t, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t};
+use nginx_sys::{ngx_command_t, ngx_http_module_t, ngx_module_t};
 
 use crate::ngx::conf::{directive, merge, Conf, Directive};
 use crate::ngx::http::{
     http_module_ctx, set_content_handler, HttpModule, HTTP_LOC_CONF, HTTP_MAIN_CONF, HTTP_SRV_CONF, LOC_CONF_OFFSET,
 };
-use crate::ngx::module::{Merge, NoConf, RtmpModule, RtmpModuleCtx, NGX_RTMP_RS_MODULE};
+use crate::ngx::module::{exit_process, init_process, Merge, NoConf, RtmpModule, RtmpModuleCtx, WorkerHooks, NGX_RTMP_RS_MODULE};
 use crate::ngx::shm::Board;
 
 /// The RTMP side: the shared board and the per-worker poll of it.
@@ -37,9 +37,7 @@ impl RtmpModule for ControlModule {
     }
 
     fn postconfiguration(cf: &Conf) -> Result<(), String> {
-        // SAFETY: ngx_ncpu is set before configuration.
-        let ncpu = usize::try_from(unsafe { nginx_sys::ngx_ncpu }).unwrap_or(1);
-        let workers = cf.worker_processes().unwrap_or(0).max(ncpu).clamp(1, 256);
+        let workers = cf.worker_processes().unwrap_or(0).max(crate::ngx::ncpu()).clamp(1, 256);
         let board = Board::declare(cf, c"ngx_rtmp_rs_control", workers, Self::module())?;
         crate::ngx::block::current_ctx(cf).main_mut::<ControlModule>(cf).board = Some(board);
         Ok(())
@@ -49,13 +47,13 @@ impl RtmpModule for ControlModule {
 static CONTROL_CTX: RtmpModuleCtx = RtmpModuleCtx::of::<ControlModule>();
 static mut CONTROL_COMMANDS: [ngx_command_t; 1] = [ngx_command_t::empty()];
 
-unsafe extern "C" fn init_process(_cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    board::start();
-    nginx_sys::NGX_OK as ngx_int_t
-}
-
-unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    board::stop();
+impl WorkerHooks for ControlModule {
+    fn init() {
+        board::start();
+    }
+    fn exit() {
+        board::stop();
+    }
 }
 
 #[no_mangle]
@@ -64,8 +62,8 @@ pub static mut ngx_rtmp_rs_control_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(CONTROL_CTX) as *mut _,
     commands: addr_of_mut!(CONTROL_COMMANDS) as *mut _,
     type_: NGX_RTMP_RS_MODULE,
-    init_process: Some(init_process),
-    exit_process: Some(exit_process),
+    init_process: Some(init_process::<ControlModule>),
+    exit_process: Some(exit_process::<ControlModule>),
     ..ngx_module_t::default()
 };
 

@@ -8,12 +8,12 @@ mod handlers;
 
 use std::ptr::{addr_of, addr_of_mut};
 
-use nginx_sys::{ngx_command_t, ngx_cycle_t, ngx_int_t, ngx_module_t};
+use nginx_sys::{ngx_command_t, ngx_module_t};
 
 use crate::core::hooks_mut;
 use crate::ngx::conf::{directive, Conf};
 use crate::ngx::log::Log;
-use crate::ngx::module::{
+use crate::ngx::module::{exit_process, init_process, WorkerHooks,
     NoConf, RtmpModule, RtmpModuleCtx, NGX_RTMP_RS_MODULE, RTMP_APP_CONF, RTMP_APP_CONF_OFFSET, RTMP_MAIN_CONF,
     RTMP_MAIN_CONF_OFFSET, RTMP_SRV_CONF,
 };
@@ -77,10 +77,17 @@ fn running_main() -> Option<&'static ExecMainConf> {
     crate::core::running_servers().first().map(|s| s.main::<ExecModule>())
 }
 
-unsafe extern "C" fn init_process(_cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    let Some(main) = running_main() else {
-        return nginx_sys::NGX_OK as ngx_int_t;
-    };
+impl WorkerHooks for ExecModule {
+    fn init() {
+        start_worker();
+    }
+    fn exit() {
+        children::stop_all();
+    }
+}
+
+fn start_worker() {
+    let Some(main) = running_main() else { return };
     if main.used {
         process::reap_own_children();
     }
@@ -93,11 +100,6 @@ unsafe extern "C" fn init_process(_cycle: *mut ngx_cycle_t) -> ngx_int_t {
             children::start(children::Kind::Static, cmd, Some(main.respawn_ms()), main.kill_signal());
         }
     }
-    nginx_sys::NGX_OK as ngx_int_t
-}
-
-unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    children::stop_all();
 }
 
 #[no_mangle]
@@ -106,7 +108,7 @@ pub static mut ngx_rtmp_rs_exec_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(EXEC_CTX) as *mut _,
     commands: addr_of_mut!(EXEC_COMMANDS) as *mut _,
     type_: NGX_RTMP_RS_MODULE,
-    init_process: Some(init_process),
-    exit_process: Some(exit_process),
+    init_process: Some(init_process::<ExecModule>),
+    exit_process: Some(exit_process::<ExecModule>),
     ..ngx_module_t::default()
 };

@@ -140,16 +140,17 @@ impl Content for FlvContent {
             ws_in: BytesMut::new(),
             finishing: false,
         };
-        let Some(p) = r.keep(play) else { return NGX_ERROR };
-        r.set_ctx::<FlvLiveModule, FlvPlay>(p);
+        if !r.keep_ctx::<FlvLiveModule, FlvPlay>(play) {
+            return NGX_ERROR;
+        }
+        let Some(p) = player(r) else { return NGX_ERROR };
         r.set_event_handlers::<FlvEvents>();
         r.no_keepalive();
-        // SAFETY: p lives in the request pool, which outlives this handler.
-        match advance(r, unsafe { &mut *p }) {
+        match advance(r, p) {
             Next::Status(code) => {
-                r.set_ctx::<FlvLiveModule, FlvPlay>(std::ptr::null_mut::<FlvPlay>());
-                // SAFETY: as above; the player leaves its stream now, not when the pool goes.
-                unsafe { (*p).session.end("play refused") };
+                // The player leaves its stream now, not when the pool goes.
+                p.session.end("play refused");
+                r.clear_ctx::<FlvLiveModule>();
                 r.status(code)
             }
             Next::Fail => NGX_ERROR,
@@ -214,10 +215,7 @@ fn advance(r: Request, p: &mut FlvPlay) -> Next {
 }
 
 fn player<'a>(r: Request) -> Option<&'a mut FlvPlay> {
-    let p = r.ctx::<FlvLiveModule, FlvPlay>();
-    // SAFETY: the ctx is null or our FlvPlay in the request pool; the request is live while
-    // nginx calls its event handlers.
-    unsafe { p.as_mut() }
+    r.ctx_mut::<FlvLiveModule, FlvPlay>()
 }
 
 /// The request's events after the content handler.

@@ -341,14 +341,27 @@ impl Request {
         unsafe { pool_alloc((*self.r()).pool, v) }
     }
 
-    pub fn set_ctx<M: HttpModule, T>(self, p: *mut T) {
+    /// Keeps `v` for the life of the request as module M's request state (dropped when the
+    /// request pool is freed, whatever ended the request). A module keeps one type there.
+    pub fn keep_ctx<M: HttpModule, T: 'static>(self, v: T) -> bool {
+        let Some(p) = self.keep(v) else { return false };
         // SAFETY: r->ctx has one slot per HTTP module.
-        unsafe { *(*self.r()).ctx.add(M::module().ctx_index) = p.cast() }
+        unsafe { *(*self.r()).ctx.add(M::module().ctx_index) = p.cast() };
+        true
     }
 
-    pub fn ctx<M: HttpModule, T>(self) -> *mut T {
-        // SAFETY: as set_ctx; null until set.
-        unsafe { (*(*self.r()).ctx.add(M::module().ctx_index)).cast() }
+    /// Module M's request state, of the type it kept with `keep_ctx`; `None` before that or
+    /// after `clear_ctx`.
+    pub fn ctx_mut<'a, M: HttpModule, T: 'static>(self) -> Option<&'a mut T> {
+        // SAFETY: the slot is null or what keep_ctx::<M, T> stored: a T in the request pool,
+        // alive until the request is freed; nginx calls a request's handlers one at a time.
+        unsafe { ((*(*self.r()).ctx.add(M::module().ctx_index)) as *mut T).as_mut() }
+    }
+
+    /// Forgets module M's request state (it is still dropped with the pool).
+    pub fn clear_ctx<M: HttpModule>(self) {
+        // SAFETY: as keep_ctx.
+        unsafe { *(*self.r()).ctx.add(M::module().ctx_index) = ptr::null_mut() }
     }
 
     /// Whether the request's write event fired by its timer.

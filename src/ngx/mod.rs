@@ -21,3 +21,15 @@ pub fn now_ms() -> u64 {
     // SAFETY: a plain global written only by the event loop of this (single-threaded) worker.
     unsafe { nginx_sys::ngx_current_msec as u64 }
 }
+
+/// This worker's number (0 for the first worker, and in single-process mode).
+pub fn worker_number() -> usize {
+    // SAFETY: set by nginx before init_process, constant afterwards.
+    unsafe { nginx_sys::ngx_worker }
+}
+
+/// CPUs nginx counted at start.
+pub fn ncpu() -> usize {
+    // SAFETY: set by nginx before configuration, constant afterwards.
+    usize::try_from(unsafe { nginx_sys::ngx_ncpu }).unwrap_or(1).max(1)
+}

@@ -65,6 +65,22 @@ impl CtxRef {
 }
 
 /// A conf level merges its unset values from its parent.
+/// What a module does as a worker process starts and as it exits (nginx's `init_process` and
+/// `exit_process`): `init_process: Some(init_process::<M>)` in its module table.
+pub trait WorkerHooks {
+    fn init() {}
+    fn exit() {}
+}
+
+pub extern "C" fn init_process<W: WorkerHooks>(_cycle: *mut nginx_sys::ngx_cycle_t) -> ngx_int_t {
+    W::init();
+    nginx_sys::NGX_OK as ngx_int_t
+}
+
+pub extern "C" fn exit_process<W: WorkerHooks>(_cycle: *mut nginx_sys::ngx_cycle_t) {
+    W::exit();
+}
+
 /// The conf of a level where a module has no directives.
 #[derive(Default)]
 pub struct NoConf;

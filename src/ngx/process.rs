@@ -134,8 +134,7 @@ pub fn reap_own_children() {
 /// This worker's number (0 .. worker_processes-1); a new generation of workers after a reload
 /// is numbered from 0 again.
 pub fn worker_number() -> usize {
-    // SAFETY: set by the master before the worker's init_process, read-only afterwards.
-    unsafe { sys::ngx_worker }
+    super::worker_number()
 }
 
 /// True once this worker was asked to stop (graceful or not): it keeps serving its clients but

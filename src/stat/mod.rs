@@ -9,14 +9,14 @@ mod snapshot;
 use std::ffi::CStr;
 use std::ptr::{addr_of, addr_of_mut};
 
-use nginx_sys::{ngx_command_t, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t};
+use nginx_sys::{ngx_command_t, ngx_http_module_t, ngx_module_t};
 
 use crate::core::hooks_mut;
 use crate::ngx::conf::{directive, merge, Conf, Directive, Keyword, Kw};
 use crate::ngx::http::{
     http_module_ctx, set_content_handler, HttpModule, HTTP_LOC_CONF, HTTP_MAIN_CONF, HTTP_SRV_CONF, LOC_CONF_OFFSET,
 };
-use crate::ngx::module::{Merge, RtmpModule, RtmpModuleCtx, NGX_RTMP_RS_MODULE};
+use crate::ngx::module::{exit_process, init_process, Merge, RtmpModule, RtmpModuleCtx, WorkerHooks, NGX_RTMP_RS_MODULE};
 use crate::ngx::shm::SlotZone;
 use crate::slot;
 
@@ -55,9 +55,7 @@ impl RtmpModule for StatModule {
             snapshot::changed();
         });
         // `worker_processes` may come after rtmp{}: then size for this machine's CPUs.
-        // SAFETY: ngx_ncpu is set before configuration.
-        let ncpu = usize::try_from(unsafe { nginx_sys::ngx_ncpu }).unwrap_or(1);
-        let slots = cf.worker_processes().unwrap_or(0).max(ncpu).clamp(1, 256);
+        let slots = cf.worker_processes().unwrap_or(0).max(crate::ngx::ncpu()).clamp(1, 256);
         let name: &'static CStr = c"ngx_rtmp_rs_stat";
         let zone = SlotZone::declare(cf, name, slots, SLOT_SIZE, Self::module())?;
         crate::ngx::block::current_ctx(cf).main_mut::<StatModule>(cf).zone = Some(zone);
@@ -69,13 +67,13 @@ static STAT_CTX: RtmpModuleCtx = RtmpModuleCtx::of::<StatModule>();
 
 static mut STAT_COMMANDS: [ngx_command_t; 1] = [ngx_command_t::empty()];
 
-unsafe extern "C" fn init_process(_cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    snapshot::start();
-    nginx_sys::NGX_OK as ngx_int_t
-}
-
-unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    snapshot::stop();
+impl WorkerHooks for StatModule {
+    fn init() {
+        snapshot::start();
+    }
+    fn exit() {
+        snapshot::stop();
+    }
 }
 
 #[no_mangle]
@@ -84,8 +82,8 @@ pub static mut ngx_rtmp_rs_stat_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(STAT_CTX) as *mut _,
     commands: addr_of_mut!(STAT_COMMANDS) as *mut _,
     type_: NGX_RTMP_RS_MODULE,
-    init_process: Some(init_process),
-    exit_process: Some(exit_process),
+    init_process: Some(init_process::<StatModule>),
+    exit_process: Some(exit_process::<StatModule>),
     ..ngx_module_t::default()
 };
 

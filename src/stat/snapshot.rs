@@ -40,16 +40,14 @@ thread_local! {
 }
 
 fn worker_slot() -> usize {
-    // SAFETY: ngx_worker is this worker's number, set before init_process.
-    unsafe { nginx_sys::ngx_worker }
+    crate::ngx::worker_number()
 }
 
 /// The worker starts: the period timer runs from now on.
 pub fn start() {
     STATE.with(|st| {
         let mut st = st.borrow_mut();
-        // SAFETY: nginx's cached time, updated by the event loop.
-        st.started_s = unsafe { (*nginx_sys::ngx_cached_time).sec as u64 };
+        st.started_s = crate::ngx::files::unix_time().max(0) as u64;
         let t = Timer::new(|| {
             publish();
             Again::After(PERIOD_MS)
@@ -176,8 +174,7 @@ pub fn local_snapshot() -> stat::Worker {
 
 /// Seconds since this worker started.
 pub fn uptime_s() -> u64 {
-    // SAFETY: nginx's cached time.
-    let now = unsafe { (*nginx_sys::ngx_cached_time).sec as u64 };
+    let now = crate::ngx::files::unix_time().max(0) as u64;
     STATE.with(|st| st.try_borrow().map_or(0, |st| now.saturating_sub(st.started_s)))
 }
 
