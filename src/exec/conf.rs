@@ -115,31 +115,25 @@ impl ExecAppConf {
         self.respawn.unwrap_or(true)
     }
     pub fn is_empty(&self) -> bool {
-        const ALL: [Event; 7] = [
-            Event::Push,
-            Event::Pull,
-            Event::Publish,
-            Event::PublishDone,
-            Event::Play,
-            Event::PlayDone,
-            Event::RecordDone,
-        ];
-        ALL.iter().all(|e| self.lines(*e).is_empty())
+        EVENTS.iter().all(|e| self.lines(*e).is_empty())
     }
 }
+
+/// Every event an exec line can be for.
+const EVENTS: [Event; 7] = [
+    Event::Push,
+    Event::Pull,
+    Event::Publish,
+    Event::PublishDone,
+    Event::Play,
+    Event::PlayDone,
+    Event::RecordDone,
+];
 
 impl Merge for ExecAppConf {
     /// The level's own lines first, then the parent's (as the C module).
     fn merge(&mut self, prev: &Self, _cf: &Conf) -> Result<(), String> {
-        for ev in [
-            Event::Push,
-            Event::Pull,
-            Event::Publish,
-            Event::PublishDone,
-            Event::Play,
-            Event::PlayDone,
-            Event::RecordDone,
-        ] {
+        for ev in EVENTS {
             let inherited = prev.lines(ev).to_vec();
             self.lines_mut(ev).extend(inherited);
         }
