@@ -25,15 +25,7 @@ pub fn refuse_name(name: &str) -> Option<&'static str> {
 
 /// Percent-encodes what is not safe in a playlist URI (RFC 3986 unreserved and '/' stay).
 pub fn uri_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            o.push(b as char);
-        } else {
-            o.push_str(&format!("%{b:02X}"));
-        }
-    }
-    o
+    rtmp_proto::http::percent_encode(s, b"/")
 }
 
 #[derive(Debug, Clone)]

@@ -451,33 +451,8 @@ unsafe extern "C" fn write_event<H: RequestEvents>(r: *mut ngx_http_request_t) {
 pub fn query_arg(args: &str, name: &str) -> Option<String> {
     args.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == name).then(|| percent_decode(v))
+        (k == name).then(|| rtmp_proto::http::percent_decode(v))
     })
-}
-
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// How a hand-over to nginx's output filters went.
@@ -647,7 +622,7 @@ mod tests {
         assert_eq!(query_arg(q, "stream").as_deref(), Some("a b c"));
         assert_eq!(query_arg(q, "x").as_deref(), Some(""));
         assert_eq!(query_arg(q, "y"), None);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("%41%"), "A%");
+        assert_eq!(query_arg("a=%zz%4", "a").as_deref(), Some("%zz%4"));
+        assert_eq!(query_arg("a=%41%", "a").as_deref(), Some("A%"));
     }
 }

@@ -15,7 +15,7 @@ impl Fields {
     pub fn add_query(&mut self, query: &str) -> &mut Self {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            self.0.push((percent_decode(k), percent_decode(v)));
+            self.0.push((rtmp_proto::http::percent_decode(k), rtmp_proto::http::percent_decode(v)));
         }
         self
     }
@@ -55,30 +55,6 @@ fn json_str(o: &mut String, s: &str) {
         }
     }
     o.push('"');
-}
-
-/// Decodes %XX and '+' (a query string from the client's URL); bad escapes stay as they are.
-pub fn percent_decode(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let mut rest = s.as_bytes();
-    while let Some((&c, tail)) = rest.split_first() {
-        let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (c, hex) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                rest = tail.get(2..).unwrap_or_default();
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                rest = tail;
-            }
-            (c, _) => {
-                out.push(c);
-                rest = tail;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -365,17 +365,10 @@ fn lock(r: &Rec, f: &File, path: &str) -> Result<(), String> {
 /// Stream names become one file name: everything but letters, digits and `-._~` is
 /// percent-escaped (as the C module does), so a name never leaves `record_path`.
 pub fn escape_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    let out = rtmp_proto::http::percent_encode(name, b"");
     // "." and ".." stay names of files, never of directories.
     if out.chars().all(|c| c == '.') {
-        out = out.replace('.', "%2E");
+        return out.replace('.', "%2E");
     }
     out
 }

@@ -46,6 +46,40 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
     out
 }
 
+/// `s` with every byte outside RFC 3986's unreserved set and `also_keep` as `%XX` (a URI
+/// component, or a file name when `also_keep` is empty: no separator survives).
+pub fn percent_encode(s: &str, also_keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_into(&mut out, s.as_bytes(), |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || also_keep.contains(&b)
+    });
+    out
+}
+
+/// Decodes %XX and '+' (a query string from a client's URL); bad escapes stay as they are.
+pub fn percent_decode(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&c, tail)) = rest.split_first() {
+        let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (c, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                rest = tail.get(2..).unwrap_or_default();
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                rest = tail;
+            }
+            (c, _) => {
+                out.push(c);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn escape_into(out: &mut String, bytes: &[u8], keep: impl Fn(u8) -> bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in bytes {

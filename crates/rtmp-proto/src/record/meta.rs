@@ -143,8 +143,8 @@ impl KeyframeIndex {
             if v.last() != Some(&last) {
                 if v.len() < self.cap {
                     v.push(last);
-                } else if v.len() >= 2 {
-                    *v.last_mut().expect("two entries") = last;
+                } else if let (true, Some(l)) = (v.len() >= 2, v.last_mut()) {
+                    *l = last;
                 }
             }
         }

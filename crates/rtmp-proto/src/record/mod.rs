@@ -438,9 +438,9 @@ impl FlvRecorder {
             file.size = FILE_HEADER_LEN;
             let copied = meta::copied_props(&self.meta_props, self.cfg.audio, video);
             let len = meta::reserved_len(&copied, self.cfg.index_capacity);
-            let payload =
-                meta::payload(&copied, &Facts::default(), &[], len).expect("an empty index fits");
-            if let Some(at) = file.tag(b, AMF0_DATA, 0, &payload) {
+            // An empty index always fits the reservation made for a full one.
+            let payload = meta::payload(&copied, &Facts::default(), &[], len);
+            if let Some(at) = payload.and_then(|p| file.tag(b, AMF0_DATA, 0, &p)) {
                 file.meta = Some(ReservedMeta {
                     offset: at + TAG_HEADER_LEN as u64,
                     len,
