@@ -19,6 +19,7 @@ pub mod record;
 pub mod session;
 pub mod stat;
 pub mod url;
+pub mod vod;
 pub mod websocket;
 
 pub use message::RawMessage;
