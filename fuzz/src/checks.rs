@@ -1081,7 +1081,7 @@ pub fn http(data: &[u8]) {
 }
 
 /// Every target by name, for the replay test.
-pub const TARGETS: [(&str, Check); 12] = [
+pub const TARGETS: [(&str, Check); 14] = [
     ("handshake_server", handshake_server),
     ("handshake_client", handshake_client),
     ("chunk", chunk),
@@ -1094,6 +1094,8 @@ pub const TARGETS: [(&str, Check); 12] = [
     ("segmenter", segmenter),
     ("http", http),
     ("record", record),
+    ("vod_flv", vod_flv),
+    ("vod_mp4", vod_mp4),
 ];
 
 /// Media and control operations through the FLV recorder: every file it makes (the actions
@@ -1198,4 +1200,154 @@ pub fn record(data: &[u8]) {
             last = t.timestamp;
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// VOD readers
+
+/// A file in memory that answers `Pending` at reads a xorshift seeded by the selector picks, once
+/// per (offset, length): a reader call retried gets further each time.
+struct FlakyFile {
+    data: Bytes,
+    x: u32,
+    failed: std::collections::HashSet<(u64, usize)>,
+}
+
+impl rtmp_proto::vod::Source for FlakyFile {
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    fn read_at(&mut self, offset: u64, len: usize) -> Result<Bytes, rtmp_proto::vod::SourceError> {
+        self.x ^= self.x << 13;
+        self.x ^= self.x >> 17;
+        self.x ^= self.x << 5;
+        if self.x % 4 == 1 && self.failed.insert((offset, len)) {
+            return Err(rtmp_proto::vod::SourceError::Pending);
+        }
+        rtmp_proto::vod::Source::read_at(&mut self.data, offset, len)
+    }
+}
+
+fn vod_retry<T>(mut f: impl FnMut() -> Result<T, rtmp_proto::vod::VodError>) -> Result<T, rtmp_proto::vod::VodError> {
+    for _ in 0..1_000_000 {
+        match f() {
+            Err(rtmp_proto::vod::VodError::Pending) => continue,
+            r => return r,
+        }
+    }
+    panic!("a reader call answers Pending forever");
+}
+
+/// Plays a file: open, metadata, headers, every tag, then seeks each followed by a few tags; the
+/// transcript of what it saw. Checks what the readers promise on the way.
+fn vod_play<S: rtmp_proto::vod::Source>(src: &mut S, mp4: bool, sel: u8) -> Vec<String> {
+    use rtmp_proto::vod::{flv::FlvFile, mp4::Mp4File, TagKind, VodFile, VodTag};
+    let enhanced = sel & 1 != 0;
+    let mut out = Vec::new();
+    let opened = if mp4 {
+        vod_retry(|| Mp4File::open(src)).map(VodFile::Mp4)
+    } else {
+        vod_retry(|| FlvFile::open(src)).map(VodFile::Flv)
+    };
+    let mut f = match opened {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = e.to_string();
+            return vec![format!("{e:?}")];
+        }
+    };
+    f.set_enhanced(enhanced);
+    let meta = f.metadata();
+    assert!(
+        matches!(amf0::decode(&meta), Ok((Amf0Value::String(s), _)) if s == "onMetaData"),
+        "metadata starts with onMetaData"
+    );
+    if mp4 {
+        assert!(amf0::decode_all(&meta).is_ok(), "MP4 metadata decodes");
+    }
+    out.push(format!("meta {meta:?} {:?}", f.duration_ms()));
+    let check = |t: &VodTag, last: &mut [u32; 3]| {
+        match t.kind {
+            TagKind::Video => {
+                check_video_tag(&t.data);
+                let info = flv::video_tag_info(&t.data).expect("a video tag has a header");
+                if mp4 {
+                    assert_eq!(info.keyframe, t.key, "MP4 key flag");
+                    assert_eq!(info.enhanced, enhanced && info.codec == flv::VideoCodec::Hevc, "HEVC form");
+                }
+            }
+            TagKind::Audio => check_audio_tag(&t.data),
+            TagKind::Script => {}
+        }
+        let i = t.kind as usize;
+        if mp4 {
+            assert!(t.ts >= last[i], "MP4 decode times go down");
+        }
+        last[i] = t.ts;
+    };
+    let headers = f.headers(enhanced);
+    for h in &headers {
+        check(h, &mut [0; 3]);
+        if h.kind == TagKind::Video {
+            assert!(flv::video_tag_info(&h.data).is_some_and(|i| i.sequence_header), "video header");
+        }
+    }
+    out.push(format!("headers {headers:?}"));
+    let mut last = [0u32; 3];
+    for _ in 0..5000 {
+        match vod_retry(|| f.next(src)) {
+            Ok(Some(t)) => {
+                check(&t, &mut last);
+                out.push(format!("{t:?}"));
+            }
+            r => {
+                out.push(format!("end {r:?} {}", f.truncated()));
+                break;
+            }
+        }
+    }
+    let duration = f.duration_ms().unwrap_or(0).min(u64::from(u32::MAX)) as u32;
+    for ms in [u32::from(sel) * 40, duration / 2, 0, u32::MAX] {
+        let r = vod_retry(|| f.seek(src, ms));
+        out.push(format!("seek {ms} {r:?}"));
+        let Ok(at) = r else { continue };
+        let mut last = [at; 3];
+        for h in f.headers(enhanced) {
+            assert_eq!(h.ts, at, "headers after a seek are at its time");
+        }
+        for _ in 0..20 {
+            match vod_retry(|| f.next(src)) {
+                Ok(Some(t)) => {
+                    check(&t, &mut last);
+                    out.push(format!("{t:?}"));
+                }
+                r => {
+                    out.push(format!("end {r:?}"));
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn vod(data: &[u8], mp4: bool) {
+    let (sel, file) = split_sel(data);
+    let file = Bytes::copy_from_slice(file);
+    let plain = vod_play(&mut file.clone(), mp4, sel);
+    let mut flaky = FlakyFile { data: file, x: u32::from(sel) << 8 | 0x5bd1, failed: Default::default() };
+    let again = vod_play(&mut flaky, mp4, sel);
+    assert_eq!(plain, again, "a source answering Pending then retried changes what is played");
+}
+
+/// An FLV file (after a selector byte: bit 0 asks for Enhanced RTMP HEVC, the rest picks seeks
+/// and where the source answers Pending) through the VOD reader.
+pub fn vod_flv(data: &[u8]) {
+    vod(data, false);
+}
+
+/// An MP4 file through the VOD reader, as `vod_flv`.
+pub fn vod_mp4(data: &[u8]) {
+    vod(data, true);
 }

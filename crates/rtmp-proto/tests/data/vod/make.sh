@@ -30,3 +30,15 @@ MP3=(-c:a libmp3lame -b:a 16k -ac 1)
 # Audio-only MP3 FLV.
 "${FF[@]}" "${A[@]}" "${MP3[@]}" mp3.flv
 ls -l ./*.mp4 ./*.flv
+
+# Seeds of the fuzz targets vod_flv and vod_mp4: a selector byte (bit 0: Enhanced RTMP HEVC; the
+# rest: seeks and where the source answers Pending), then the file.
+for t in flv mp4; do
+    dir=../../fuzz/vod_$t
+    mkdir -p "$dir"
+    for f in ./*.$t; do
+        n=$(basename "$f" ".$t")
+        { printf '\x00'; cat "$f"; } >"$dir/seed-$n"
+        { printf '\x2b'; cat "$f"; } >"$dir/seed-$n-enhanced"
+    done
+done
