@@ -285,7 +285,7 @@ impl FlvFile {
             f.meta_index = index;
         }
         if f.duration_ms.is_none() {
-            f.duration_ms = f.last_ts(src).map(u64::from);
+            f.duration_ms = f.last_ts(src)?.map(u64::from);
         }
         f.meta = match (&facts.payload, facts.duration_ms()) {
             (Some(p), Some(_)) => p.clone(),
@@ -314,17 +314,29 @@ impl FlvFile {
         Ok(f)
     }
 
-    /// The timestamp of the last tag, by the file's last PreviousTagSize; best effort.
-    fn last_ts<S: Source + ?Sized>(&self, src: &mut S) -> Option<u32> {
-        let at = self.len.checked_sub(4)?;
-        let b = read_exact(src, at, 4).ok()?;
+    /// The timestamp of the last tag, by the file's last PreviousTagSize, `None` when that does
+    /// not lead to a tag. `Pending` too: a file without a duration in its metadata opens once its
+    /// end is there.
+    fn last_ts<S: Source + ?Sized>(&self, src: &mut S) -> Result<Option<u32>, VodError> {
+        let Some(at) = self.len.checked_sub(4) else {
+            return Ok(None);
+        };
+        let b = match read_exact(src, at, 4) {
+            Ok(b) => b,
+            Err(VodError::Pending) => return Err(VodError::Pending),
+            Err(_) => return Ok(None),
+        };
         let size = u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        let pos = at.checked_sub(size)?;
-        if pos < self.data_start {
-            return None;
-        }
-        let h = header_at(src, pos).ok()??;
-        (h.len as u64 + TAG_HEADER_LEN as u64 == size).then_some(h.ts)
+        let Some(pos) = at.checked_sub(size).filter(|&p| p >= self.data_start) else {
+            return Ok(None);
+        };
+        let h = match header_at(src, pos) {
+            Ok(h) => h,
+            Err(VodError::Pending) => return Err(VodError::Pending),
+            Err(_) => None,
+        };
+        Ok(h.filter(|h| h.len as u64 + TAG_HEADER_LEN as u64 == size)
+            .map(|h| h.ts))
     }
 
     pub fn duration_ms(&self) -> Option<u64> {
