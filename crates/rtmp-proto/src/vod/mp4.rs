@@ -15,7 +15,7 @@ use super::{
 };
 use super::{CODEC_AVC, CODEC_HEVC};
 use crate::amf0::Amf0Value;
-use crate::codec::{aac, avc, hevc};
+use crate::codec::{aac, avc, hevc, mp3};
 
 /// The largest `moov` read.
 pub const MAX_MOOV: u64 = 64 << 20;
@@ -796,6 +796,19 @@ impl Mp4File {
             } else {
                 (f.rate, f.channels) = (entry.rate, entry.channels);
                 f.audio = Some(track);
+            }
+        }
+        // MP4 writers put 2 channels in every audio sample entry: the first MP3 frame knows.
+        if let Some(a) = &mut f.audio {
+            if let (Codec::Audio(Audio::Mp3(byte)), Some(s)) = (&mut a.codec, a.samples.first()) {
+                let head = match read_exact(src, s.offset, 4) {
+                    Err(VodError::Pending) => return Err(VodError::Pending),
+                    r => r.ok(),
+                };
+                if let Some(h) = head.and_then(|h| mp3::parse_header(&h).ok()) {
+                    (f.rate, f.channels) = (h.sample_rate, u32::from(h.channels));
+                    *byte = mp3_sound_byte(f.rate, f.channels);
+                }
             }
         }
         let first = [&f.video, &f.audio]

@@ -581,3 +581,130 @@ proptest! {
         let _ = play(&mut data, &[0, 800, 4000], true);
     }
 }
+
+/// The same media, whatever the metadata says (the file size).
+fn same_media(a: &Play, b: &Play) -> bool {
+    (&a.headers, &a.tags, a.truncated, &a.seeks) == (&b.headers, &b.tags, b.truncated, &b.seeks)
+}
+
+type Leaf<'a> = &'a dyn Fn(&[u8; 4], &[u8]) -> ([u8; 4], Vec<u8>);
+
+/// Rebuilds the boxes of `b`, going into the containers, with `leaf` rewriting the other boxes.
+fn rewrite(b: &[u8], leaf: Leaf) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = b;
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let kind: [u8; 4] = rest[4..8].try_into().unwrap();
+        let body = &rest[8..size];
+        let (kind, body) = match &kind {
+            b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts" => {
+                (kind, rewrite(body, leaf))
+            }
+            _ => leaf(&kind, body),
+        };
+        out.extend_from_slice(&(body.len() as u32 + 8).to_be_bytes());
+        out.extend_from_slice(&kind);
+        out.extend_from_slice(&body);
+        rest = &rest[size..];
+    }
+    out
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+#[test]
+fn mp4_table_variants_play_the_same() {
+    // The moov is at the end: rewriting it leaves every sample where it was.
+    let data = get("avc_aac.mp4");
+    let whole = play(&mut data.clone(), &[1200], false).unwrap();
+    let same = |leaf: Leaf| {
+        let mut file = rewrite(&data, leaf);
+        assert_ne!(file, data.to_vec());
+        play(&mut file, &[1200], false).unwrap()
+    };
+    // 64-bit chunk offsets.
+    let co64 = same(&|k, b| match k {
+        b"stco" => {
+            let mut v = b[..8].to_vec();
+            b[8..]
+                .chunks(4)
+                .for_each(|c| v.extend_from_slice(&u64::from(be32(c, 0)).to_be_bytes()));
+            (*b"co64", v)
+        }
+        _ => (*k, b.to_vec()),
+    });
+    assert!(same_media(&co64, &whole), "co64");
+    // Compact 16-bit sample sizes.
+    let stz2 = same(&|k, b| match k {
+        b"stsz" => {
+            let mut v = vec![0, 0, 0, 0, 0, 0, 0, 16];
+            v.extend_from_slice(&b[8..12]);
+            b[12..]
+                .chunks(4)
+                .for_each(|c| v.extend_from_slice(&(be32(c, 0) as u16).to_be_bytes()));
+            (*b"stz2", v)
+        }
+        _ => (*k, b.to_vec()),
+    });
+    assert!(same_media(&stz2, &whole), "stz2");
+    // An empty edit of 500 ms first delays both tracks: the B-frame offset is no longer needed.
+    let delayed = same(&|k, b| match k {
+        b"elst" => {
+            let mut v = b[..4].to_vec();
+            v.extend_from_slice(&(be32(b, 4) + 1).to_be_bytes());
+            v.extend_from_slice(&[0, 0, 1, 0xf4, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0]);
+            v.extend_from_slice(&b[8..]);
+            (*k, v)
+        }
+        _ => (*k, b.to_vec()),
+    });
+    let shifted: Vec<VodTag> = whole
+        .tags
+        .iter()
+        .map(|t| VodTag {
+            ts: t.ts + 300,
+            ..t.clone()
+        })
+        .collect();
+    assert!(delayed.tags == shifted, "empty edit");
+    // moov as the last box with a size of 0 (to the end of the file), or a 64-bit size.
+    let at = data.len() - 2010;
+    let mut zero = data.to_vec();
+    zero[at..at + 4].copy_from_slice(&[0; 4]);
+    assert!(
+        same_media(&play(&mut zero, &[1200], false).unwrap(), &whole),
+        "size 0"
+    );
+    let mut large = data[..at].to_vec();
+    large.extend_from_slice(&[
+        0, 0, 0, 1, b'm', b'o', b'o', b'v', 0, 0, 0, 0, 0, 0, 0x07, 0xe2,
+    ]);
+    large.extend_from_slice(&data[at + 8..]);
+    assert!(
+        same_media(&play(&mut large, &[1200], false).unwrap(), &whole),
+        "largesize"
+    );
+    // An MP3 sample entry of its own (`.mp3`, no esds): the same MP3 tags.
+    let mp3 = get("avc_mp3.mp4");
+    let whole = play(&mut mp3.clone(), &[], false).unwrap();
+    let mut file = rewrite(&mp3, &|k, b| match k {
+        b"stsd" => {
+            let mut v = b.to_vec();
+            if let Some(i) = v.windows(4).position(|w| w == b"mp4a") {
+                v[i..i + 4].copy_from_slice(b".mp3");
+            }
+            (*k, v)
+        }
+        _ => (*k, b.to_vec()),
+    });
+    let dot_mp3 = play(&mut file, &[], false).unwrap();
+    assert!(dot_mp3.tags == whole.tags, ".mp3");
+    assert_eq!(
+        of(&whole.tags, TagKind::Audio)[0].data[0],
+        0x2a,
+        "MP3, 22 kHz, 16-bit, mono"
+    );
+}
