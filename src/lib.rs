@@ -27,9 +27,11 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 18] = [
+pub static mut ngx_modules: [*const ngx_module_t; 19] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
+    // Top-level rtmp_auto_push* / rtmp_socket_dir; each worker's link socket.
+    addr_of!(core::link::ngx_rtmp_rs_workers_module),
     // No hooks: the HTTP client (netcall_* directives) that notify callbacks use.
     addr_of!(netcall::ngx_rtmp_rs_netcall_module),
     // First: it notes publish/play before anyone refuses them (refused requests are logged too).
@@ -61,9 +63,10 @@ pub static mut ngx_modules: [*const ngx_module_t; 18] = [
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 18] = [
+pub static mut ngx_module_names: [*const c_char; 19] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
+    c"ngx_rtmp_rs_workers_module".as_ptr(),
     c"ngx_rtmp_rs_netcall_module".as_ptr(),
     c"ngx_rtmp_rs_log_module".as_ptr(),
     c"ngx_rtmp_rs_limit_module".as_ptr(),

@@ -13,6 +13,8 @@ use super::CoreModule;
 pub struct CoreMainConf {
     pub servers: Vec<CtxRef>,
     pub hooks: Hooks,
+    /// The hooks of links between workers.
+    pub internal_hooks: Hooks,
 }
 
 #[derive(Default)]

@@ -20,6 +20,9 @@ pub enum Step {
     /// The answer comes later (an HTTP callback): the request waits, and so does everything the
     /// client sends meanwhile; `Waiter::finish` resumes the chain after this hook.
     Wait(Waiter),
+    /// A play goes on, and a relay is bringing its stream in: the player waits for it even
+    /// where a stream nobody publishes is refused at once (HTTP players).
+    Incoming,
 }
 
 /// How a waiting hook's answer resumes its request.
@@ -96,13 +99,25 @@ pub struct PlayReq {
     pub reset: bool,
     /// An `rtmp://` URL to pull this stream from (set by a redirect).
     pub relay: Option<String>,
+    /// A relay brings the stream in (`Step::Incoming`).
+    pub incoming: bool,
 }
 
 impl PlayReq {
     /// A play of `name`, whose `?args` part (if any) goes to `args`.
     pub fn new(stream_id: u32, tid: f64, name: &str, start: f64, duration: f64, reset: bool) -> Self {
         let (n, a) = rtmp_proto::command::split_name_args(name);
-        PlayReq { stream_id, tid, name: n.to_string(), args: a.to_string(), start, duration, reset, relay: None }
+        PlayReq {
+            stream_id,
+            tid,
+            name: n.to_string(),
+            args: a.to_string(),
+            start,
+            duration,
+            reset,
+            relay: None,
+            incoming: false,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod conf;
 pub mod ext;
 pub mod hooks;
+pub mod link;
 pub mod peer;
 mod rtmp;
 pub mod session;
@@ -115,6 +116,16 @@ pub fn hooks_mut(cf: &Conf) -> &'static mut Hooks {
 /// The hook lists at run time.
 pub fn hooks(ctx: CtxRef) -> &'static Hooks {
     &ctx.main::<CoreModule>().hooks
+}
+
+/// The hook lists of links between workers (`Session::internal`), for the modules that serve
+/// them (live, relay, stat) to register in too.
+pub fn internal_hooks_mut(cf: &Conf) -> &'static mut Hooks {
+    &mut crate::ngx::block::current_ctx(cf).main_mut::<CoreModule>(cf).internal_hooks
+}
+
+pub fn internal_hooks(ctx: CtxRef) -> &'static Hooks {
+    &ctx.main::<CoreModule>().internal_hooks
 }
 
 /// The `server{}` blocks of the running configuration, for the HTTP side (stat, HTTP-FLV).

@@ -22,7 +22,7 @@ use super::conf::{CoreAppConf, CoreSrvConf};
 use super::ext::Ext;
 use super::hooks::{PlayReq, PublishReq, Resume, Step, Waiter};
 use super::peer::{Flush, Peer};
-use super::{hooks, CoreModule};
+use super::{hooks, internal_hooks, CoreModule};
 
 thread_local! {
     /// The worker's shared read buffer (see `Session::read_and_feed`).
@@ -68,6 +68,10 @@ pub struct Session {
     /// client, but what they send (statuses, user control) is not meant for the remote server
     /// and is dropped: the relay module talks to the server with `send_upstream`.
     pub relay: Option<String>,
+    /// A link between two workers of this nginx (one worker pulling a stream another one
+    /// publishes): only the modules that serve links (live, relay, stat) see its events, so
+    /// access, notify, record, HLS… act once, in the worker the client is on.
+    pub internal: bool,
     pub peer: Rc<Peer>,
     pub info: ConnectInfo,
     /// Message stream ids handed out by createStream.
@@ -125,6 +129,21 @@ pub struct SessionStarter;
 
 impl Accept for SessionStarter {
     fn accept(conn: Conn, server: CtxRef) {
+        start_session(conn, server, false);
+    }
+}
+
+/// The accept handler of the links between workers (see `core::link`).
+pub struct LinkStarter;
+
+impl Accept for LinkStarter {
+    fn accept(conn: Conn, server: CtxRef) {
+        start_session(conn, server, true);
+    }
+}
+
+fn start_session(conn: Conn, server: CtxRef, internal: bool) {
+    {
         let srv = server.srv::<CoreModule>();
         let cfg = SessionConfig {
             max_message: srv.max_message(),
@@ -132,13 +151,18 @@ impl Accept for SessionStarter {
             ack_window: srv.ack_window(),
         };
         let peer = Rc::new(Peer::new(conn, srv.out_queue()));
-        super::peer::count_accepted();
-        log_info!(conn.log(), "rtmp: client connected");
-        let s = Session::with(conn, server, Proto::Server(ServerSession::new(cfg)), peer);
-        if srv.so_keepalive == Some(true) && !conn.set_keepalive() {
-            log_info!(conn.log(), "rtmp: setsockopt(SO_KEEPALIVE) failed");
+        let mut s = Session::with(conn, server, Proto::Server(ServerSession::new(cfg)), peer);
+        if internal {
+            log_debug!(conn.log(), "rtmp: worker link connected");
+            s.internal = true;
+        } else {
+            super::peer::count_accepted();
+            log_info!(conn.log(), "rtmp: client connected");
+            if srv.so_keepalive == Some(true) && !conn.set_keepalive() {
+                log_info!(conn.log(), "rtmp: setsockopt(SO_KEEPALIVE) failed");
+            }
+            set_nodelay(conn, srv);
         }
-        set_nodelay(conn, srv);
         conn.read_timer(srv.timeout_ms());
         conn.attach(s);
         if conn.read_ready() {
@@ -174,7 +198,7 @@ impl Handler for Session {
             self.drain_output();
         }
         for (rec, start) in self.peer.take_record_requests() {
-            for h in &hooks(self.srv_ctx).record_control {
+            for h in &self.hooks().record_control {
                 h(self, &rec, start);
             }
         }
@@ -203,6 +227,7 @@ impl Session {
             app_ctx: None,
             proto,
             relay: None,
+            internal: false,
             peer,
             info: ConnectInfo::default(),
             streams: Vec::new(),
@@ -308,7 +333,7 @@ impl Session {
 
     /// Runs the `record_done` hooks (a recorder of this session closed a file).
     pub fn record_done(&mut self, done: &super::hooks::RecordDone) {
-        let hooks = hooks(self.srv_ctx);
+        let hooks = self.hooks();
         for h in &hooks.record_done {
             h(self, done);
         }
@@ -317,6 +342,15 @@ impl Session {
     /// A close a hook or another connection asked for (read by virtual players' owners).
     pub fn take_closing(&mut self) -> Option<String> {
         self.closing.take().or_else(|| self.peer.take_close_request())
+    }
+
+    /// The hooks this session's events run: the internal set for links between workers.
+    pub fn hooks(&self) -> &'static super::hooks::Hooks {
+        if self.internal {
+            internal_hooks(self.srv_ctx)
+        } else {
+            hooks(self.srv_ctx)
+        }
     }
 
     pub fn srv(&self) -> &'static CoreSrvConf {
@@ -494,7 +528,7 @@ impl Session {
                     log_debug!(self.log, "rtmp: handshake done");
                     self.arm_read_timer();
                     if self.relay.is_some() {
-                        for h in &hooks(self.srv_ctx).outgoing {
+                        for h in &self.hooks().outgoing {
                             let s = h(self);
                             if !self.step(s) {
                                 break;
@@ -517,7 +551,7 @@ impl Session {
         if !self.connected {
             return self.close("media before connect");
         }
-        let hooks = hooks(self.srv_ctx);
+        let hooks = self.hooks();
         for h in &hooks.media {
             let s = h(self, &msg);
             if !self.step(s) {
@@ -536,7 +570,7 @@ impl Session {
                 false
             }
             // Only connect, publish and play may wait; elsewhere a wait is a no-op.
-            Step::Wait(_) => true,
+            Step::Wait(_) | Step::Incoming => true,
         }
     }
 
@@ -551,7 +585,7 @@ impl Session {
             }
             return self.close("command before connect");
         }
-        let hooks = hooks(self.srv_ctx);
+        let hooks = self.hooks();
         match cmd {
             Command::Connect { tid, props, args } => self.on_connect(tid, props, args),
             Command::CreateStream { tid } => {
@@ -642,7 +676,7 @@ impl Session {
     }
 
     fn receive(&mut self, stream_id: u32, video: bool, flag: bool) {
-        let hooks = hooks(self.srv_ctx);
+        let hooks = self.hooks();
         for h in &hooks.receive {
             let s = h(self, stream_id, video, flag);
             if !self.step(s) {
@@ -652,8 +686,8 @@ impl Session {
     }
 
     /// Runs a request's hooks from `from` on, until one handles, refuses or waits.
-    fn run_request(&mut self, req: Request, from: usize) {
-        let hooks = hooks(self.srv_ctx);
+    fn run_request(&mut self, mut req: Request, from: usize) {
+        let hooks = self.hooks();
         let mut handled = false;
         for i in from.. {
             let step = match &req {
@@ -664,6 +698,11 @@ impl Session {
             match step {
                 None => break,
                 Some(Step::Continue) => {}
+                Some(Step::Incoming) => {
+                    if let Request::Play(p) = &mut req {
+                        p.incoming = true;
+                    }
+                }
                 Some(Step::Stop) => {
                     handled = true;
                     break;
@@ -751,7 +790,7 @@ impl Session {
             }
             Request::Publish(req) if handled => {
                 self.accepted.push(Request::Publish(req.clone()));
-                let hooks = hooks(self.srv_ctx);
+                let hooks = self.hooks();
                 for h in &hooks.published {
                     if self.closing.is_some() {
                         break;
@@ -784,7 +823,7 @@ impl Session {
             Request::Play(p) => p.stream_id != stream_id,
             Request::Connect { .. } => false,
         });
-        let hooks = hooks(self.srv_ctx);
+        let hooks = self.hooks();
         for h in &hooks.close_stream {
             let s = h(self, stream_id);
             if !self.step(s) {
@@ -849,7 +888,7 @@ impl Session {
 
     /// Runs the disconnect hooks once; the connection is closed right after.
     fn disconnect(&mut self) {
-        let hooks = hooks(self.srv_ctx);
+        let hooks = self.hooks();
         for h in &hooks.disconnect {
             h(self);
         }

@@ -121,7 +121,7 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
     leave(s, req.stream_id);
     // An HTTP player of a stream nobody publishes gets 404 at once instead of a response that
     // hangs, unless a relay is about to pull the stream in.
-    let http_now = s.peer.wire() != Wire::Rtmp && req.relay.is_none();
+    let http_now = s.peer.wire() != Wire::Rtmp && req.relay.is_none() && !req.incoming;
     let Some(stream) = get_stream(s, &key, conf.idle_streams() && !http_now) else {
         s.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "No such stream");
         let why = if http_now { "nobody publishes it" } else { "stream not found and \"idle_streams\" is off" };

@@ -35,14 +35,17 @@ impl RtmpModule for LiveModule {
     }
 
     fn postconfiguration(cf: &Conf) -> Result<(), String> {
-        let h = hooks_mut(cf);
-        h.publish.push(handlers::publish);
-        h.play.push(handlers::play);
-        h.media.push(handlers::media);
-        h.close_stream.push(handlers::close_stream);
-        h.pause.push(handlers::pause);
-        h.receive.push(handlers::receive);
-        h.disconnect.push(handlers::disconnect);
+        // Links between workers publish and play like clients.
+        for internal in [false, true] {
+            let h = if internal { crate::core::internal_hooks_mut(cf) } else { hooks_mut(cf) };
+            h.publish.push(handlers::publish);
+            h.play.push(handlers::play);
+            h.media.push(handlers::media);
+            h.close_stream.push(handlers::close_stream);
+            h.pause.push(handlers::pause);
+            h.receive.push(handlers::receive);
+            h.disconnect.push(handlers::disconnect);
+        }
         Ok(())
     }
 }

@@ -47,3 +47,10 @@ pub fn members(app: CtxRef, name: Option<&str>) -> Vec<Member> {
     }
     out
 }
+
+/// Whether stream `name` of application `app` has a publisher in this worker.
+pub fn is_published(app: CtxRef, name: &str) -> bool {
+    let main = app.main::<LiveModule>();
+    let Ok(map) = main.streams.try_borrow() else { return false };
+    map.get(&(app.id(), name.to_string())).and_then(|st| st.try_borrow().ok()).is_some_and(|st| st.publisher.is_some())
+}

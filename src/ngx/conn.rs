@@ -359,10 +359,10 @@ impl Conn {
 /// Opens an outgoing TCP connection (a relay) as a `Conn` with its own pool, log, address and
 /// address text, so it is driven and closed like an accepted one. True when connected at once;
 /// otherwise the first write event tells (a failed connect shows up as a send/recv error).
-pub fn connect(addr: &std::net::SocketAddr, log: Log) -> Result<(Conn, bool), String> {
+pub fn connect(addr: &super::upstream::PeerAddr, log: Log) -> Result<(Conn, bool), String> {
     use super::upstream::ConnectError;
     use nginx_sys::ngx_str_t;
-    let (ss, socklen) = super::upstream::sockaddr(addr);
+    let (ss, socklen) = super::upstream::peer_sockaddr(addr).ok_or_else(|| format!("bad address {addr}"))?;
     let text = addr.to_string();
     // SAFETY: the pool is new and ours; everything nginx keeps pointers to (log, sockaddr, name)
     // is allocated in it, so it lives as long as the connection, which `Conn::close` frees

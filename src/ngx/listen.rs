@@ -242,3 +242,93 @@ unsafe extern "C" fn log_context(log: *mut nginx_sys::ngx_log_t, buf: *mut u8, l
         buf.add(n)
     }
 }
+
+/// A unix listening socket opened by a worker for itself (links between workers): bound at
+/// `path` (an old file there is replaced), mode 0600, accepted with nginx's own accept handler,
+/// then `accept` runs for each connection with `server`. It joins the cycle's listening sockets,
+/// so nginx closes it as the worker shuts down; marked as reuseport so the accept mutex leaves it
+/// alone (only this worker listens on it).
+pub fn listen_unix_now(path: &str, server: CtxRef, accept: unsafe extern "C" fn(*mut ngx_connection_t)) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let (ss, socklen) = super::upstream::sockaddr_un(path).ok_or_else(|| format!("\"{path}\": path too long"))?;
+    let _ = std::fs::remove_file(path);
+    let err = |what: &str| format!("{what} \"{path}\" failed: {}", std::io::Error::last_os_error());
+    // SAFETY: plain socket calls on a descriptor we own; on any failure it is closed. The
+    // listening entry and its text live in the cycle pool (as long as the worker); the
+    // connection nginx hands out is set up the way ngx_event_process_init sets up listeners.
+    unsafe {
+        let cycle = nginx_sys::ngx_cycle as *mut nginx_sys::ngx_cycle_t;
+        let fd = nginx_sys::socket(
+            nginx_sys::AF_UNIX as i32,
+            (nginx_sys::__socket_type_SOCK_STREAM | nginx_sys::__socket_type_SOCK_NONBLOCK | nginx_sys::__socket_type_SOCK_CLOEXEC) as i32,
+            0,
+        );
+        if fd < 0 {
+            return Err(err("socket()"));
+        }
+        let fail = |msg: String| {
+            nginx_sys::close(fd);
+            Err(msg)
+        };
+        let arg = nginx_sys::__CONST_SOCKADDR_ARG { __sockaddr__: std::ptr::addr_of!(ss).cast() };
+        if nginx_sys::bind(fd, arg, socklen) != 0 {
+            return fail(err("bind()"));
+        }
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        if nginx_sys::listen(fd, 511) != 0 {
+            return fail(err("listen()"));
+        }
+        let pool = (*cycle).pool;
+        let sa = nginx_sys::ngx_pcalloc(pool, socklen as usize) as *mut u8;
+        let text = format!("unix:{path}");
+        let text_data = nginx_sys::ngx_pcalloc(pool, text.len()) as *mut u8;
+        let servers = nginx_sys::ngx_pcalloc(pool, std::mem::size_of::<ListenServers>()) as *mut ListenServers;
+        let ls = nginx_sys::ngx_array_push(&mut (*cycle).listening) as *mut nginx_sys::ngx_listening_t;
+        if sa.is_null() || text_data.is_null() || servers.is_null() || ls.is_null() {
+            return fail("out of memory".into());
+        }
+        std::ptr::copy_nonoverlapping(std::ptr::addr_of!(ss) as *const u8, sa, socklen as usize);
+        std::ptr::copy_nonoverlapping(text.as_ptr(), text_data, text.len());
+        std::ptr::write(servers, ListenServers { default: server, by_addr: Vec::new() });
+        std::ptr::write_bytes(ls, 0, 1);
+        let l = &mut *ls;
+        l.fd = fd;
+        l.sockaddr = sa.cast();
+        l.socklen = socklen;
+        l.addr_text = ngx_str_t { len: text.len(), data: text_data };
+        l.type_ = nginx_sys::__socket_type_SOCK_STREAM as i32;
+        l.backlog = 511;
+        l.handler = Some(accept);
+        l.pool_size = 4096;
+        l.logp = (*cycle).log;
+        l.log = *(*cycle).log;
+        l.log.data = &mut l.addr_text as *mut ngx_str_t as *mut c_void;
+        l.log.handler = Some(nginx_sys::ngx_accept_log_error);
+        l.servers = servers.cast();
+        l.set_reuseport(1);
+        l.set_listen(1);
+        l.set_open(1);
+        l.worker = nginx_sys::ngx_worker;
+        let c = nginx_sys::ngx_get_connection(fd, (*cycle).log);
+        if c.is_null() {
+            (*cycle).listening.nelts -= 1;
+            return fail("no free connection for the listening socket".into());
+        }
+        (*c).type_ = nginx_sys::__socket_type_SOCK_STREAM as i32;
+        (*c).log = &mut l.log;
+        (*c).listening = ls;
+        l.connection = c;
+        let rev = (*c).read;
+        (*rev).log = (*c).log;
+        (*rev).set_accept(1);
+        (*rev).handler = Some(nginx_sys::ngx_event_accept);
+        // nginx's NGX_READ_EVENT, level-triggered as for its own listeners: EPOLLIN|EPOLLRDHUP
+        // under epoll, POLLIN otherwise.
+        let read_event = if nginx_sys::ngx_event_flags & nginx_sys::NGX_USE_EPOLL_EVENT as usize != 0 { 0x2001 } else { 1 };
+        let add = nginx_sys::ngx_event_actions.add.ok_or("no event method")?;
+        if add(rev, read_event, 0) != nginx_sys::NGX_OK as isize {
+            return Err(err("adding the accept event of"));
+        }
+    }
+    Ok(())
+}

@@ -142,6 +142,25 @@ impl RtmpModuleCtx {
     }
 }
 
+/// `create_conf` of an nginx core module (top-level directives): a `T` in the cycle's pool.
+pub unsafe extern "C" fn core_create_conf<T: Default + 'static>(cycle: *mut nginx_sys::ngx_cycle_t) -> *mut c_void {
+    // SAFETY: nginx passes the cycle being configured; its pool lives as long as the cycle.
+    unsafe { pool_alloc((*cycle).pool, T::default()) }.map_or(ptr::null_mut(), |p| p.cast())
+}
+
+/// A core module's conf in the running cycle (None before configuration or if absent).
+pub fn core_conf<T: 'static>(module: &'static ngx_module_t) -> Option<&'static T> {
+    // SAFETY: conf_ctx has a slot per module index; a core module's holds its create_conf value.
+    unsafe {
+        let cycle = nginx_sys::ngx_cycle;
+        if cycle.is_null() || (*cycle).conf_ctx.is_null() {
+            return None;
+        }
+        let p = *(*cycle).conf_ctx.add(module.index) as *const T;
+        p.as_ref()
+    }
+}
+
 pub(super) unsafe extern "C" fn create_conf<T: Default + 'static>(cf: *mut ngx_conf_t) -> *mut c_void {
     // SAFETY: nginx passes a valid conf being parsed.
     let pool = unsafe { (*cf).pool };

@@ -171,3 +171,14 @@ pub const SIGNALS: &[(&str, u32)] = &[
 pub fn signal_name(sig: i32) -> &'static str {
     SIGNALS.iter().find(|(_, n)| *n as i32 == sig).map_or("", |(s, _)| s)
 }
+
+/// Whether process `pid` exists (a worker that crashed leaves its shared-memory entries behind).
+pub fn alive(pid: u64) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { sys::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(sys::EPERM as i32)
+}

@@ -376,6 +376,49 @@ pub unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
     }
 }
 
+/// Where an outgoing connection goes: an IP address, or a unix socket (a link to another worker).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerAddr {
+    Inet(SocketAddr),
+    Unix(String),
+}
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAddr::Inet(a) => write!(f, "{a}"),
+            PeerAddr::Unix(p) => write!(f, "unix:{p}"),
+        }
+    }
+}
+
+/// A unix socket address in C form; None when the path does not fit.
+pub(super) fn sockaddr_un(path: &str) -> Option<(nginx_sys::sockaddr_storage, nginx_sys::socklen_t)> {
+    // SAFETY: as in sockaddr(); sockaddr_un fits in sockaddr_storage.
+    unsafe {
+        let mut ss: nginx_sys::sockaddr_storage = mem::zeroed();
+        let sun = ptr::addr_of_mut!(ss) as *mut nginx_sys::sockaddr_un;
+        let room = (*sun).sun_path.len();
+        if path.is_empty() || path.len() >= room || path.as_bytes().contains(&0) {
+            return None;
+        }
+        (*sun).sun_family = nginx_sys::AF_UNIX as nginx_sys::sa_family_t;
+        for (i, b) in path.bytes().enumerate() {
+            (*sun).sun_path[i] = b as std::ffi::c_char;
+        }
+        let len = mem::offset_of!(nginx_sys::sockaddr_un, sun_path) + path.len() + 1;
+        Some((ss, len as nginx_sys::socklen_t))
+    }
+}
+
+/// Any peer address in C form.
+pub(super) fn peer_sockaddr(addr: &PeerAddr) -> Option<(nginx_sys::sockaddr_storage, nginx_sys::socklen_t)> {
+    match addr {
+        PeerAddr::Inet(a) => Some(sockaddr(a)),
+        PeerAddr::Unix(p) => sockaddr_un(p),
+    }
+}
+
 /// A socket address in C form.
 pub(super) fn sockaddr(addr: &SocketAddr) -> (nginx_sys::sockaddr_storage, nginx_sys::socklen_t) {
     // SAFETY: sockaddr_storage is plain data, zero is a valid value; it is large and aligned

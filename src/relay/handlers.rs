@@ -1,51 +1,32 @@
-//! The relay module's hooks. On the client side: a publish or play carrying a relay URL (a notify
-//! redirect) opens the relay; the end of that publish, or of the last play using a pull, closes
-//! it. On the relay's own session: connect, createStream, then play (pull) or publish (push) on
-//! the remote server, and once it says Start, the local publish or play.
+//! The relay module's hooks on clients' sessions: a publish starts its `push` targets (and a
+//! notify redirect's push) and enters the worker directory; a play of a stream nobody publishes
+//! here joins or starts a pull (a notify redirect's, another worker's, or a `pull` target's);
+//! the end of a publish stops its pushes, the last player of a pull stops it.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
-
-use rtmp_proto::caps::{self, Capabilities};
-use rtmp_proto::client::{self, ClientFlow, Outcome};
-use rtmp_proto::command::Command;
-use rtmp_proto::message::msg_type;
-use rtmp_proto::url::{RtmpUrl, UrlError};
-use rtmp_proto::RawMessage;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::core::hooks::{PlayReq, PublishReq, Step};
+use crate::core::link::several_workers;
 use crate::core::peer::Peer;
-use crate::core::session::{ConnectInfo, Outgoing, Session};
+use crate::core::session::Session;
 use crate::log_info;
+use crate::ngx::log::Log;
+use crate::ngx::module::CtxRef;
 
+use super::conf::Target;
+use super::directory::{self, Entry};
+use super::outgoing::{self, open, Owner, PushEntry, PushSet, Role, Source, Spec};
 use super::{Pull, RelayModule};
 
-const FLASHVER: &str = "LNX 9,0,124,2";
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Pull,
-    Push,
-}
-
-/// State of a relay's own (outgoing) session.
-struct RelayCtx {
-    role: Role,
-    url: RtmpUrl,
-    /// connect, createStream, then play (pull) or publish (push) on the remote server.
-    flow: ClientFlow,
-    /// The stream's name on this server.
-    local: String,
-    /// The local publish (pull) or play (push) has begun.
-    started: bool,
-}
-
-/// What a client's session started: pushes of its publishes, pulls its plays use.
+/// What a client's session started: pushes of its publishes, pulls its plays use, its streams
+/// in the worker directory.
 #[derive(Default)]
 struct Started {
-    pushes: Vec<(u32, Weak<Peer>)>,
-    /// With the pull's connection: a later pull of the same name is not theirs to count down.
-    pulls: Vec<(u32, (usize, String), Weak<Peer>)>,
+    pushes: Vec<(u32, Rc<RefCell<PushSet>>)>,
+    pulls: Vec<(u32, (usize, String), u64)>,
+    listed: Vec<(u32, Entry)>,
 }
 
 fn started(s: &mut Session) -> Option<&mut Started> {
@@ -55,235 +36,284 @@ fn started(s: &mut Session) -> Option<&mut Started> {
     s.ext.get_mut::<Started>()
 }
 
-/// Where to connect: the URL's stream name defaults to the local one; the host must be an
-/// address (a worker must not block on name resolution; arut has the same rule).
-fn target(url: &str, local: &str) -> Result<(RtmpUrl, SocketAddr), String> {
-    let u = match RtmpUrl::parse(url) {
-        Ok(u) => u,
-        Err(UrlError::NoName(_)) => {
-            RtmpUrl::parse(&format!("{}/{}", url.trim_end_matches('/'), local)).map_err(|e| e.to_string())?
-        }
-        Err(e) => return Err(e.to_string()),
-    };
-    let ip: IpAddr = if u.host.eq_ignore_ascii_case("localhost") {
-        Ipv4Addr::LOCALHOST.into()
+static NEXT_PULL: AtomicU64 = AtomicU64::new(1);
+
+/// A notify redirect's URL as a target: its host must be an address (no lookup in a worker).
+fn redirect_target(url: &str) -> Result<Target, String> {
+    let mut t = Target::parse(&[url])?;
+    let ip: std::net::IpAddr = if t.host.eq_ignore_ascii_case("localhost") {
+        std::net::Ipv4Addr::LOCALHOST.into()
     } else {
-        u.host.parse().map_err(|_| format!("{url}: the host must be an IP address (workers resolve no names)"))?
+        t.host.parse().map_err(|_| format!("{url}: the host must be an IP address (workers resolve no names)"))?
     };
-    let addr = SocketAddr::new(ip, u.port);
-    Ok((u, addr))
+    if t.app.is_none() {
+        return Err(format!("{url}: no application"));
+    }
+    t.addrs = vec![std::net::SocketAddr::new(ip, t.port)];
+    Ok(t)
 }
 
-/// Opens the relay's connection.
-fn open(s: &Session, role: Role, url: &str, local: &str) -> Result<Rc<Peer>, String> {
-    let app = s.app_ctx.ok_or("no application")?;
-    let (u, addr) = target(url, local)?;
-    let what = match role {
-        Role::Pull => format!("pull \"{local}\" from {u}"),
-        Role::Push => format!("push \"{local}\" to {u}"),
+fn spec(s: &Session, role: Role, local: &str, source: Source) -> Option<Spec> {
+    let app_ctx = s.app_ctx?;
+    let conf = app_ctx.app::<RelayModule>();
+    let reconnect_ms = match (&source, role) {
+        (Source::Worker, _) => crate::core::link::reconnect_ms(),
+        (_, Role::Push) => conf.push_reconnect_ms(),
+        (_, Role::Pull) => conf.pull_reconnect_ms(),
     };
-    let info = ConnectInfo {
-        app: s.info.app.clone(),
-        tc_url: u.tc_url(),
-        flashver: FLASHVER.to_string(),
-        // Whatever codec the stream has is relayed.
-        caps: Capabilities { video: vec!["*".into()], audio: vec!["*".into()], enhanced: true },
-        ..ConnectInfo::default()
-    };
-    log_info!(s.log, "rtmp: relay: {}", what);
-    let flow = match role {
-        // Any Enhanced RTMP codec is welcome: it is only forwarded.
-        Role::Pull => ClientFlow::new(client::Role::Play, &u, caps::client_props(&["*"])),
-        Role::Push => ClientFlow::new(client::Role::Publish, &u, Vec::new()),
-    };
-    let ctx = RelayCtx { role, url: u, flow, local: local.to_string(), started: false };
-    let o = Outgoing { addr, srv_ctx: s.srv_ctx, app_ctx: app, info, what, log: s.log };
-    Session::connect_out(o, |ext| ext.insert(ctx))
+    Some(Spec { role, srv_ctx: s.srv_ctx, app_ctx, app: s.info.app.clone(), local: local.to_string(), source, reconnect_ms })
 }
 
-/// After live accepted a publish redirected to `rtmp://`: push it there too.
-pub fn published(s: &mut Session, req: &PublishReq) -> Step {
-    let Some(url) = req.relay.as_deref() else { return Step::Continue };
-    match open(s, Role::Push, url, &req.name) {
-        Ok(peer) => {
-            if let Some(st) = started(s) {
-                st.pushes.push((req.stream_id, Rc::downgrade(&peer)));
-            }
-        }
-        // The local stream goes on; the log says why it is not relayed.
-        Err(e) => log_info!(s.log, "rtmp: relay: push \"{}\" to {}: {}", req.name, url, e),
+fn entry_of(s: &Session, name: &str) -> Option<Entry> {
+    Some(Entry { srv: directory::srv_index(s.srv_ctx)?, app: s.info.app.clone(), name: name.to_string() })
+}
+
+/// A publish of a stream another worker publishes is refused as a duplicate would be here.
+pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
+    if !several_workers() || s.relay.is_some() {
+        return Step::Continue;
+    }
+    let Some(e) = entry_of(s, &req.name) else { return Step::Continue };
+    if directory::owner(s.srv_ctx, &e).is_some() {
+        s.send_status(req.stream_id, "error", "NetStream.Publish.BadName", "Already publishing");
+        return Step::Close(format!("publish \"{}\": already publishing in another worker", req.name));
     }
     Step::Continue
 }
 
-/// A play redirected to `rtmp://`: pull the stream unless a pull of it runs already; the player
-/// then joins the local stream and gets it once the pull publishes.
+/// After live accepted a publish: it enters the directory, and its pushes start.
+pub fn published(s: &mut Session, req: &PublishReq) -> Step {
+    let Some(app) = s.app_ctx else { return Step::Continue };
+    if several_workers() {
+        if let Some(e) = entry_of(s, &req.name) {
+            directory::add(s.srv_ctx, e.clone());
+            if let Some(st) = started(s) {
+                st.listed.push((req.stream_id, e));
+            }
+        }
+        // A worker pull waiting for this name gives way to the local publisher.
+        let main = s.srv_ctx.main::<RelayModule>();
+        let key = (app.id(), req.name.clone());
+        let waiting = main.pulls.borrow().get(&key).is_some_and(|p| matches!(p.spec.source, Source::Worker));
+        if waiting && s.relay.is_none() {
+            if let Some(p) = main.pulls.borrow_mut().remove(&key) {
+                if let Some(peer) = p.peer.upgrade() {
+                    peer.request_close("the stream is published in this worker now".into());
+                }
+            }
+        }
+    }
+    let conf = app.app::<RelayModule>();
+    let mut sources: Vec<Source> = conf
+        .pushes
+        .iter()
+        .filter(|t| t.matches(&req.name))
+        .map(|t| Source::Target(Rc::new(t.clone())))
+        .collect();
+    if let Some(url) = req.relay.as_deref() {
+        match redirect_target(url) {
+            Ok(t) => sources.push(Source::Target(Rc::new(t))),
+            // The local stream goes on; the log says why it is not relayed.
+            Err(e) => log_info!(s.log, "rtmp: relay: push \"{}\" to {}: {}", req.name, url, e),
+        }
+    }
+    if sources.is_empty() {
+        return Step::Continue;
+    }
+    let entries = sources
+        .into_iter()
+        .filter_map(|src| spec(s, Role::Push, &req.name, src))
+        .map(|spec| PushEntry { spec, peer: Weak::new(), attempts: 0, timer: None })
+        .collect();
+    // The set exists before any attempt, so a failure at once has somewhere to retry from.
+    let set = Rc::new(RefCell::new(PushSet { alive: true, entries }));
+    let n = set.borrow().entries.len();
+    for idx in 0..n {
+        let spec = set.borrow().entries[idx].spec.clone();
+        match open(&spec, 0, Owner::Push(Rc::downgrade(&set), idx), s.log) {
+            Ok(peer) => set.borrow_mut().entries[idx].peer = Rc::downgrade(&peer),
+            Err(e) => {
+                log_info!(s.log, "rtmp: relay: {}: {}; again in {} ms", spec.describe(), e, spec.reconnect_ms);
+                let weak = Rc::downgrade(&set);
+                let mut b = set.borrow_mut();
+                outgoing::arm(&mut b.entries[idx].timer, spec.reconnect_ms, move || outgoing::retry_push(&weak, idx));
+            }
+        }
+    }
+    if let Some(st) = started(s) {
+        st.pushes.push((req.stream_id, set));
+    }
+    Step::Continue
+}
+
+/// A play of a stream nobody publishes in this worker: join the pull that brings it, or start
+/// one (notify redirect, another worker, a `pull` target).
 pub fn play(s: &mut Session, req: &PlayReq) -> Step {
-    let Some(url) = req.relay.as_deref() else { return Step::Continue };
+    if s.relay.is_some() {
+        return Step::Continue;
+    }
     let Some(app) = s.app_ctx else { return Step::Continue };
     let key = (app.id(), req.name.clone());
     let main = s.srv_ctx.main::<RelayModule>();
-    let running = main.pulls.borrow_mut().get_mut(&key).filter(|p| p.peer.strong_count() > 0).map(|p| {
+    // Players of a pulled stream count for the pull, even once it publishes here.
+    let joined = main.pulls.borrow_mut().get_mut(&key).map(|p| {
         p.players.push((Rc::downgrade(&s.peer), req.stream_id));
-        p.peer.clone()
+        p.id
     });
-    let pull = match running {
-        Some(peer) => peer,
-        None => match open(s, Role::Pull, url, &req.name) {
-            Ok(peer) => {
-                let weak = Rc::downgrade(&peer);
-                let players = vec![(Rc::downgrade(&s.peer), req.stream_id)];
-                main.pulls.borrow_mut().insert(key.clone(), Pull { peer: weak.clone(), players });
-                weak
-            }
+    if let Some(id) = joined {
+        if let Some(st) = started(s) {
+            st.pulls.push((req.stream_id, key, id));
+        }
+        return Step::Incoming;
+    }
+    if req.relay.is_none() && crate::live::view::is_published(app, &req.name) {
+        return Step::Continue;
+    }
+    let conf = app.app::<RelayModule>();
+    let (source, incoming) = if let Some(url) = req.relay.as_deref() {
+        match redirect_target(url) {
+            Ok(t) => (Source::Target(Rc::new(t)), true),
             Err(e) => {
                 s.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "Relay failed");
                 return Step::Close(format!("relay: pull \"{}\" from {}: {}", req.name, url, e));
             }
-        },
+        }
+    } else {
+        let worker = several_workers().then(|| spec(s, Role::Pull, &req.name, Source::Worker)).flatten();
+        let elsewhere = worker.as_ref().is_some_and(Spec::on_other_worker);
+        let target = conf.pulls.iter().find(|t| !t.is_static && t.matches(&req.name));
+        match (elsewhere, target) {
+            (true, _) => (Source::Worker, true),
+            (false, Some(t)) => (Source::Target(Rc::new(t.clone())), true),
+            // Nobody has it yet: wait for another worker to publish it.
+            (false, None) if worker.is_some() => (Source::Worker, false),
+            (false, None) => return Step::Continue,
+        }
     };
+    let Some(spec) = spec(s, Role::Pull, &req.name, source) else { return Step::Continue };
+    let id = NEXT_PULL.fetch_add(1, Ordering::Relaxed);
+    let players = vec![(Rc::downgrade(&s.peer), req.stream_id)];
+    let pull = Pull { id, spec: spec.clone(), peer: Weak::new(), players, is_static: false, started_once: false, timer: None };
+    main.pulls.borrow_mut().insert(key.clone(), pull);
     if let Some(st) = started(s) {
-        st.pulls.push((req.stream_id, key, pull));
+        st.pulls.push((req.stream_id, key.clone(), id));
+    }
+    if incoming {
+        start_pull(s.srv_ctx, &key, id, s.log);
+        return Step::Incoming;
+    }
+    // Watch for the stream to appear in another worker.
+    let mut pulls = main.pulls.borrow_mut();
+    if let Some(p) = pulls.get_mut(&key) {
+        let srv = s.srv_ctx;
+        outgoing::arm(&mut p.timer, spec.reconnect_ms, move || outgoing::retry_pull(srv, &key, id));
     }
     Step::Continue
 }
 
-/// The relay's handshake is done: connect to the remote application.
-pub fn outgoing(s: &mut Session) -> Step {
-    let Some(ctx) = s.ext.get_mut::<RelayCtx>() else { return Step::Continue };
-    let connect = ctx.flow.connect();
-    s.set_out_chunk_size(s.srv().chunk_size());
-    s.send_upstream(0, connect);
-    Step::Stop
-}
-
-/// The remote server's answers: createStream, then play or publish, then the local side starts.
-pub fn reply(s: &mut Session, _stream_id: u32, cmd: &Command) -> Step {
-    let Some(ctx) = s.ext.get_mut::<RelayCtx>() else { return Step::Continue };
-    match ctx.flow.on_command(cmd) {
-        Outcome::Send { stream_id, payload } => s.send_upstream(stream_id, payload),
-        Outcome::Rejected { what, code, description } => {
-            return Step::Close(format!("the server refused {what}: {code} ({description})"));
-        }
-        Outcome::Status { code }
-            if matches!(
-                code.as_str(),
-                "NetStream.Play.UnpublishNotify" | "NetStream.Play.Stop" | "NetStream.Play.Complete"
-            ) =>
-        {
-            return Step::Close(format!("the server ended the stream ({code})"));
-        }
-        Outcome::Started { stream_id } => {
-            let (role, name) = (ctx.role, ctx.local.clone());
-            ctx.started = true;
-            let code = if role == Role::Pull { "NetStream.Play.Start" } else { "NetStream.Publish.Start" };
-            log_info!(s.log, "rtmp: relay: {}: {}", s.relay.as_deref().unwrap_or_default(), code);
-            match role {
-                Role::Pull => s.publish_local(PublishReq {
-                    stream_id,
-                    tid: 0.0,
-                    name,
-                    args: String::new(),
-                    kind: "live".into(),
-                    relay: None,
-                }),
-                Role::Push => s.play_local(PlayReq { name, ..PlayReq::new(stream_id, 0.0, "", -1.0, -1.0, false) }),
+/// First attempt of a pull in the table; a failure at once retries later.
+fn start_pull(srv: CtxRef, key: &(usize, String), id: u64, log: Log) {
+    let main = srv.main::<RelayModule>();
+    let Some(spec) = main.pulls.borrow().get(key).map(|p| p.spec.clone()) else { return };
+    match open(&spec, 0, Owner::Pull(key.clone(), id), log) {
+        Ok(peer) => {
+            if let Some(p) = main.pulls.borrow_mut().get_mut(key) {
+                p.peer = Rc::downgrade(&peer);
             }
         }
-        Outcome::Status { .. } | Outcome::Nothing => {}
+        Err(e) => {
+            log_info!(log, "rtmp: relay: {}: {}; again in {} ms", spec.describe(), e, spec.reconnect_ms);
+            if let Some(p) = main.pulls.borrow_mut().get_mut(key) {
+                let key = key.clone();
+                outgoing::arm(&mut p.timer, spec.reconnect_ms, move || outgoing::retry_pull(srv, &key, id));
+            }
+        }
     }
-    Step::Stop
 }
 
-/// A pulled stream's server-side notes (`|RtmpSampleAccess`) are not media of the stream.
-pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
-    // Every publisher's every message passes here: only a relay's own session looks further.
-    if s.relay.is_none() || msg.msg_type != msg_type::AMF0_DATA {
-        return Step::Continue;
+/// Static pulls run in worker 0 (the other workers pull from it when their players ask).
+pub fn start_static_pulls() {
+    if crate::ngx::worker_number() != 0 {
+        return;
     }
-    if msg.payload.first() == Some(&0x02) && msg.payload.get(3) == Some(&b'|') {
-        return Step::Stop;
+    let log = Log::cycle();
+    for srv in crate::core::running_servers() {
+        let core = srv.srv::<crate::core::CoreModule>();
+        for (app_name, app) in &core.applications {
+            for t in app.app::<RelayModule>().pulls.iter().filter(|t| t.is_static) {
+                let Some(name) = t.name.clone() else { continue };
+                let spec = Spec {
+                    role: Role::Pull,
+                    srv_ctx: srv,
+                    app_ctx: *app,
+                    app: app_name.clone(),
+                    local: name.clone(),
+                    source: Source::Target(Rc::new(t.clone())),
+                    reconnect_ms: app.app::<RelayModule>().pull_reconnect_ms(),
+                };
+                let id = NEXT_PULL.fetch_add(1, Ordering::Relaxed);
+                let key = (app.id(), name);
+                let pull = Pull { id, spec, peer: Weak::new(), players: Vec::new(), is_static: true, started_once: false, timer: None };
+                srv.main::<RelayModule>().pulls.borrow_mut().insert(key.clone(), pull);
+                start_pull(srv, &key, id, log);
+            }
+        }
     }
-    Step::Continue
 }
 
 pub fn close_stream(s: &mut Session, stream_id: u32) -> Step {
-    finish(s, Some(stream_id));
+    // `session_relay on`: pushes outlive closeStream (they end with the connection).
+    let keep_pushes = s.app_ctx.is_some_and(|a| a.app::<RelayModule>().session_relay());
+    finish(s, Some(stream_id), keep_pushes);
     Step::Continue
 }
 
 pub fn disconnect(s: &mut Session) {
-    finish(s, None);
-    // A pull that ends forgets its place, so the next redirected player starts a new one.
-    let Some(ctx) = s.ext.get::<RelayCtx>() else { return };
-    if ctx.role != Role::Pull {
-        return;
-    }
-    let Some(app) = s.app_ctx else { return };
-    let key = (app.id(), ctx.local.clone());
-    let mut pulls = s.srv_ctx.main::<RelayModule>().pulls.borrow_mut();
-    if !pulls.get(&key).is_some_and(|p| std::ptr::eq(p.peer.as_ptr(), Rc::as_ptr(&s.peer))) {
-        return;
-    }
-    let Some(pull) = pulls.remove(&key) else { return };
-    // Players of a pull that never started would wait for nothing: they are told and closed.
-    // (Once it ran, they got UnpublishNotify and stay, as players of any stream that ends.)
-    if ctx.started {
-        return;
-    }
-    let why = format!("relay: pull \"{}\" from {} failed", ctx.local, ctx.url);
-    for (peer, stream_id) in pull.players {
-        if let Some(p) = peer.upgrade() {
-            p.send_status(stream_id, "error", "NetStream.Play.StreamNotFound", "Relay failed");
-            p.request_close(why.clone());
-        }
-    }
+    finish(s, None, false);
 }
 
-/// The client's publish (or play) of `stream_id` (or all) ended: its pushes stop, its pulls
-/// lose a player and stop with the last one.
-fn finish(s: &mut Session, stream_id: Option<u32>) {
+/// The client's publish (or play) of `stream_id` (or all) ended: its pushes stop, it leaves
+/// the directory, its pulls lose a player and stop with the last one.
+fn finish(s: &mut Session, stream_id: Option<u32>, keep_pushes: bool) {
+    let srv = s.srv_ctx;
     let Some(st) = s.ext.get_mut::<Started>() else { return };
     let ends = |id: u32| stream_id.is_none_or(|x| x == id);
-    let (pushes, keep): (Vec<_>, Vec<_>) = st.pushes.drain(..).partition(|(id, _)| ends(*id));
-    st.pushes = keep;
+    let mut pushes = Vec::new();
+    if !keep_pushes {
+        let (gone, keep): (Vec<_>, Vec<_>) = st.pushes.drain(..).partition(|(id, _)| ends(*id));
+        st.pushes = keep;
+        pushes = gone;
+    }
     let (pulls, keep): (Vec<_>, Vec<_>) = st.pulls.drain(..).partition(|(id, _, _)| ends(*id));
     st.pulls = keep;
-    for (_, peer) in pushes {
-        if let Some(p) = peer.upgrade() {
-            p.request_close("the published stream ended".into());
+    let (listed, keep): (Vec<_>, Vec<_>) = st.listed.drain(..).partition(|(id, _)| ends(*id));
+    st.listed = keep;
+    for (_, e) in listed {
+        directory::remove(srv, &e);
+    }
+    for (_, set) in pushes {
+        let entries = {
+            let mut set = set.borrow_mut();
+            set.alive = false;
+            std::mem::take(&mut set.entries)
+        };
+        for e in entries {
+            if let Some(p) = e.peer.upgrade() {
+                p.request_close("the published stream ended".into());
+            }
         }
     }
-    let mut all = s.srv_ctx.main::<RelayModule>().pulls.borrow_mut();
-    for (_, key, peer) in pulls {
-        let Some(pull) = all.get_mut(&key).filter(|p| p.peer.ptr_eq(&peer)) else { continue };
-        let me = Rc::as_ptr(&s.peer);
-        pull.players.retain(|(p, id)| !(std::ptr::eq(p.as_ptr(), me) && stream_id.is_none_or(|x| x == *id)));
-        if pull.players.is_empty() {
+    let me: *const Peer = Rc::as_ptr(&s.peer);
+    let mut all = srv.main::<RelayModule>().pulls.borrow_mut();
+    for (_, key, id) in pulls {
+        let Some(pull) = all.get_mut(&key).filter(|p| p.id == id) else { continue };
+        pull.players.retain(|(p, sid)| !(std::ptr::eq(p.as_ptr(), me) && stream_id.is_none_or(|x| x == *sid)));
+        pull.players.retain(|(p, _)| p.strong_count() > 0);
+        if pull.players.is_empty() && !pull.is_static {
             if let Some(p) = pull.peer.upgrade() {
                 p.request_close("no player left".into());
             }
             all.remove(&key);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets() {
-        let (u, a) = target("rtmp://127.0.0.1:1940/origin/src?k=v", "local").unwrap();
-        assert_eq!((u.app.as_str(), u.name.as_str(), a.to_string()), ("origin", "src?k=v", "127.0.0.1:1940".into()));
-        assert_eq!(u.tc_url(), "rtmp://127.0.0.1:1940/origin");
-        // No stream name in the URL: the local one.
-        let (u, a) = target("RTMP://[::1]/origin/", "cam").unwrap();
-        assert_eq!((u.name.as_str(), a.to_string()), ("cam", "[::1]:1935".into()));
-        let (_, a) = target("rtmp://localhost/origin", "cam").unwrap();
-        assert_eq!(a.to_string(), "127.0.0.1:1935");
-        assert!(target("rtmp://origin.example/app/x", "cam").unwrap_err().contains("IP address"));
-        assert!(target("rtmp://127.0.0.1:99999/app/x", "cam").is_err());
-        assert!(target("rtmp://127.0.0.1", "cam").is_err());
     }
 }

@@ -63,11 +63,35 @@ pub struct ClientFlow {
     extra: Vec<(String, Amf0Value)>,
     stage: Stage,
     stream_id: u32,
+    /// tcUrl sent in `connect` (default: the URL's).
+    tc_url: Option<String>,
+    /// `play` start and duration (default: start -2, no duration).
+    play_range: Option<(f64, f64)>,
 }
 
 impl ClientFlow {
     pub fn new(role: Role, url: &RtmpUrl, extra: Vec<(String, Amf0Value)>) -> Self {
-        ClientFlow { role, url: url.clone(), extra, stage: Stage::Handshake, stream_id: 0 }
+        ClientFlow {
+            role,
+            url: url.clone(),
+            extra,
+            stage: Stage::Handshake,
+            stream_id: 0,
+            tc_url: None,
+            play_range: None,
+        }
+    }
+
+    /// Another tcUrl than the URL's (a relay's `tcUrl=`).
+    pub fn with_tc_url(mut self, tc_url: String) -> Self {
+        self.tc_url = Some(tc_url);
+        self
+    }
+
+    /// `play` with this start and duration (a relay's `live=`, `start=`, `stop=`).
+    pub fn with_play_range(mut self, start: f64, duration: f64) -> Self {
+        self.play_range = Some((start, duration));
+        self
     }
 
     /// More `connect` properties (before `connect`).
@@ -87,7 +111,8 @@ impl ClientFlow {
     /// The `connect` command, to send on stream 0 once the handshake is done.
     pub fn connect(&mut self) -> Bytes {
         self.stage = Stage::Connect;
-        command::connect_with(TID_CONNECT, &self.url.app, &self.url.tc_url(), std::mem::take(&mut self.extra))
+        let tc_url = self.tc_url.clone().unwrap_or_else(|| self.url.tc_url());
+        command::connect_with(TID_CONNECT, &self.url.app, &tc_url, std::mem::take(&mut self.extra))
     }
 
     /// What a command of the server means for the exchange.
@@ -103,7 +128,10 @@ impl ClientFlow {
                 self.stage = Stage::Start;
                 let payload = match self.role {
                     Role::Publish => command::publish(TID_START, &self.url.name, "live"),
-                    Role::Play => command::play(TID_START, &self.url.name, -2.0),
+                    Role::Play => match self.play_range {
+                        Some((start, duration)) => command::play_range(TID_START, &self.url.name, start, duration),
+                        None => command::play(TID_START, &self.url.name, -2.0),
+                    },
                 };
                 Outcome::Send { stream_id: self.stream_id, payload }
             }

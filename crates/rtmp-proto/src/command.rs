@@ -290,7 +290,13 @@ pub fn connect_with(tid: f64, app: &str, tc_url: &str, extra: Vec<(String, Amf0V
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect::<Vec<_>>();
-    props.extend(extra);
+    // A property given again (a relay's flashVer, pageUrl…) replaces the default.
+    for (k, v) in extra {
+        match props.iter_mut().find(|(n, _)| *n == k) {
+            Some(p) => p.1 = v,
+            None => props.push((k, v)),
+        }
+    }
     encode_command("connect", tid, &[Amf0Value::Object(props)])
 }
 
@@ -304,6 +310,15 @@ pub fn publish(tid: f64, name: &str, kind: &str) -> Bytes {
 
 pub fn play(tid: f64, name: &str, start: f64) -> Bytes {
     encode_command("play", tid, &[Amf0Value::Null, Amf0Value::string(name), Amf0Value::Number(start)])
+}
+
+/// `play` with a start and a duration (relays: `live=`, `start=`, `stop=`).
+pub fn play_range(tid: f64, name: &str, start: f64, duration: f64) -> Bytes {
+    encode_command(
+        "play",
+        tid,
+        &[Amf0Value::Null, Amf0Value::string(name), Amf0Value::Number(start), Amf0Value::Number(duration)],
+    )
 }
 
 pub fn delete_stream(tid: f64, stream_id: u32) -> Bytes {

@@ -20,7 +20,9 @@ use crate::ngx::module::CtxRef;
 
 /// An outgoing connection to open (see `Session::connect_out`).
 pub struct Outgoing {
-    pub addr: std::net::SocketAddr,
+    pub addr: crate::ngx::upstream::PeerAddr,
+    /// A link to another worker of this nginx (see `Session::internal`).
+    pub internal: bool,
     pub srv_ctx: CtxRef,
     /// The local application the relayed stream lives in.
     pub app_ctx: CtxRef,
@@ -62,7 +64,9 @@ impl Session {
     pub fn connect_out(o: Outgoing, init: impl FnOnce(&mut Ext)) -> Result<Rc<Peer>, String> {
         let srv = o.srv_ctx.srv::<CoreModule>();
         let (conn, _connected) = crate::ngx::conn::connect(&o.addr, o.log)?;
-        super::set_nodelay(conn, srv);
+        if !o.internal {
+            super::set_nodelay(conn, srv);
+        }
         let cfg = SessionConfig {
             max_message: srv.max_message(),
             out_chunk_size: srv.chunk_size(),
@@ -81,6 +85,7 @@ impl Session {
             relay: true,
         });
         s.relay = Some(o.what);
+        s.internal = o.internal;
         s.info = o.info;
         s.connected = true;
         init(&mut s.ext);

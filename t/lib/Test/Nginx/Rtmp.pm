@@ -54,6 +54,7 @@ our @EXPORT = qw(
     rtmp_connect_raw rtmp_handshake send_bytes read_bytes read_until is_closed
     rtmp_chunk amf_num amf_str amf_bool amf_null amf_obj
     wait_until explain note
+    aux_nginx aux_start aux_stop aux_log
 );
 
 # Test::Base re-exports most of Test::More, but not these two.
@@ -65,6 +66,7 @@ our $NGINX = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 our $PREFIX;          # server root of the running block
 our %BG;              # pid => description of background children of the running block
 our %PUBLISHER_LOG;   # pid => stderr file of a publisher
+our @AUX;             # other nginx instances of the running block (aux_nginx)
 my $SEQ = 0;
 
 $SIG{PIPE} = 'IGNORE';
@@ -525,6 +527,7 @@ sub run_block () {
     File::Path::make_path("$prefix/conf", "$prefix/logs", "$prefix/html", "$prefix/tmp");
     local $PREFIX = $prefix;
     local %BG;
+    local @AUX;
 
     my @ports = free_ports(3);
     my %vars = (
@@ -684,7 +687,71 @@ sub worker_pids () {
     return sort { $a <=> $b } map { /^\s*(\d+)/ ? $1 : () } grep { /worker process/ } split /\n/, $out;
 }
 
+# ---------------------------------------------------------------------------------------------
+# More nginx instances in one block (an origin, a push target that dies and comes back)
+
+# aux_nginx(RTMP_CONFIG, workers => N, port => P): starts another nginx with the module under the
+# block's server root; RTMP_CONFIG is the body of its rtmp{} block, where $AUX_PORT is replaced by
+# its own port (a free one unless given). Returns a handle for aux_start/aux_stop/aux_log; the
+# block stops it at its end, and fails if a worker of it crashed.
+sub aux_nginx () {
+    my ($config, %o) = @_;
+    my $port = $o{port} // (free_ports(1))[0];
+    my $prefix = "$PREFIX/aux-" . (scalar(@AUX) + 1);
+    File::Path::make_path("$prefix/conf", "$prefix/logs");
+    $config =~ s/\$AUX_PORT\b/$port/g;
+    my $workers = $o{workers} // 1;
+    my $module = module_path();
+    open my $fh, '>', "$prefix/conf/nginx.conf" or die "$prefix/conf/nginx.conf: $!";
+    print $fh "load_module $module;\ndaemon on;\nmaster_process on;\nworker_processes $workers;\n"
+        . "error_log logs/error.log info;\npid logs/nginx.pid;\nevents { worker_connections 1024; }\n"
+        . "rtmp {\n$config\n}\n";
+    close $fh;
+    my $aux = { port => $port, prefix => $prefix,
+                nginx => [$NGINX, '-p', "$prefix/", '-c', 'conf/nginx.conf', '-e', 'logs/error.log'] };
+    push @AUX, $aux;
+    aux_start($aux) or die "aux nginx did not start: " . aux_log($aux);
+    return $aux;
+}
+
+# (Re)starts an aux nginx; true once its port accepts connections.
+sub aux_start () {
+    my $aux = shift;
+    my ($code, $out, $err) = run_cmd($aux->{nginx}, timeout => 20);
+    return 0 if $code != 0;
+    return wait_until(sub {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $aux->{port}, Proto => 'tcp', Timeout => 1);
+        close $s if $s;
+        $s ? 1 : 0;
+    }, 5);
+}
+
+# Stops an aux nginx at once (its clients see the connection close); true once it is gone.
+sub aux_stop () {
+    my $aux = shift;
+    my $master = slurp("$aux->{prefix}/logs/nginx.pid") =~ /(\d+)/ ? $1 : 0;
+    return 1 unless $master && kill 0, $master;
+    my @workers = worker_pids($master);
+    kill 'TERM', $master;
+    my $gone = wait_until(sub { !(kill 0, $master) && !grep { kill 0, $_ } @workers }, 5);
+    kill 'KILL', $master, @workers unless $gone;
+    unlink "$aux->{prefix}/logs/nginx.pid";
+    return $gone;
+}
+
+sub aux_log () {
+    my $aux = shift;
+    return slurp("$aux->{prefix}/logs/error.log");
+}
+
 sub kill_background () {
+    for my $aux (@AUX) {
+        aux_stop($aux);
+        my @bad = grep { /\[alert\]|\[emerg\]|\[crit\]|exited on signal/ } split /\n/, aux_log($aux);
+        Test::More::ok(!@bad, "aux nginx $aux->{prefix}: no alert, crit or crash in its log")
+            or Test::More::diag(join "\n", @bad[0 .. ($#bad < 4 ? $#bad : 4)]);
+    }
+    @AUX = ();
     for my $pid (keys %BG) {
         kill 'TERM', -$pid, $pid;
     }

@@ -1,0 +1,327 @@
+//! Relay confs: nginx-rtmp-module's `push` / `pull` targets with their URL options, and the
+//! reconnect, session and buffer settings, merged rtmp → server → application.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use crate::ngx::conf::{merge, Conf, Directive, Msec};
+use crate::ngx::module::Merge;
+
+/// The flashVer a relay announces unless `flashVer=` says otherwise (the C module's).
+pub const DEFAULT_FLASHVER: &str = "LNX.11,1,102,55";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Rtmp,
+    /// RTMP over TLS (Facebook Live and others accept nothing else).
+    Rtmps,
+}
+
+/// One `push` or `pull` line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    /// The URL as written, for log lines.
+    pub url: String,
+    pub scheme: Scheme,
+    /// Host as written, without IPv6 brackets.
+    pub host: String,
+    pub port: u16,
+    /// The remote application; `None`: the local one.
+    pub app: Option<String>,
+    /// The remote stream name (`?args` included); `None`: the local one.
+    pub play_path: Option<String>,
+    /// Only the local stream of this name is relayed (`name=`).
+    pub name: Option<String>,
+    pub tc_url: Option<String>,
+    pub page_url: String,
+    pub swf_url: String,
+    pub flash_ver: String,
+    /// `live=1`: play with start -1000 (live only).
+    pub live: bool,
+    pub start: Option<f64>,
+    pub stop: Option<f64>,
+    /// A pull that runs without players (`static`, with `name=`).
+    pub is_static: bool,
+    /// TLS: verify the server's certificate (`ssl_verify=off` to skip; on by default).
+    pub ssl_verify: bool,
+    /// Addresses found at configuration time (empty: the name did not resolve then).
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Target {
+    /// Whether this target relays the local stream `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        self.name.as_deref().is_none_or(|n| n == name)
+    }
+
+    /// `host:port`, brackets restored around IPv6 literals.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The remote application for a local one.
+    pub fn remote_app<'a>(&'a self, local_app: &'a str) -> &'a str {
+        self.app.as_deref().unwrap_or(local_app)
+    }
+
+    /// The remote stream name for a local one.
+    pub fn remote_name<'a>(&'a self, local: &'a str) -> &'a str {
+        self.play_path.as_deref().unwrap_or(local)
+    }
+
+    /// The tcUrl sent in `connect`.
+    pub fn tc_url_for(&self, local_app: &str) -> String {
+        let scheme = match self.scheme {
+            Scheme::Rtmp => "rtmp",
+            Scheme::Rtmps => "rtmps",
+        };
+        self.tc_url.clone().unwrap_or_else(|| format!("{scheme}://{}/{}", self.authority(), self.remote_app(local_app)))
+    }
+
+    /// `play`'s start and duration: live → (-1000, -1000); `start=`/`stop=` otherwise.
+    pub fn play_range(&self) -> Option<(f64, f64)> {
+        if self.live {
+            return Some((-1000.0, -1000.0));
+        }
+        if self.start.is_none() && self.stop.is_none() {
+            return None;
+        }
+        let start = self.start.unwrap_or(-2000.0);
+        let duration = self.stop.map_or(-1000.0, |stop| stop - start.max(0.0));
+        Some((start, duration))
+    }
+
+    /// Parses `URL [key=value ...]` (the arguments of `push` / `pull`).
+    pub fn parse(args: &[&str]) -> Result<Target, String> {
+        let (url, opts) = args.split_first().ok_or("a URL is required")?;
+        let mut t = parse_url(url)?;
+        for opt in opts {
+            let (k, v) = opt.split_once('=').unwrap_or((opt, "1"));
+            match k.to_ascii_lowercase().as_str() {
+                "app" => t.app = Some(v.to_string()),
+                "name" => t.name = Some(v.to_string()),
+                "tcurl" => t.tc_url = Some(v.to_string()),
+                "pageurl" => t.page_url = v.to_string(),
+                "swfurl" => t.swf_url = v.to_string(),
+                "flashver" => t.flash_ver = v.to_string(),
+                "playpath" => t.play_path = Some(v.to_string()),
+                "live" => t.live = number(k, v)? != 0.0,
+                "start" => t.start = Some(number(k, v)?),
+                "stop" => t.stop = Some(number(k, v)?),
+                "static" => t.is_static = true,
+                "ssl_verify" => {
+                    t.ssl_verify = match v.to_ascii_lowercase().as_str() {
+                        "on" | "1" => true,
+                        "off" | "0" => false,
+                        _ => return Err(format!("invalid value \"{v}\" of \"ssl_verify\", it must be \"on\" or \"off\"")),
+                    }
+                }
+                _ => return Err(format!("unsupported parameter \"{opt}\"")),
+            }
+        }
+        Ok(t)
+    }
+}
+
+fn number(k: &str, v: &str) -> Result<f64, String> {
+    v.parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| format!("invalid number \"{v}\" in \"{k}=\""))
+}
+
+/// `[rtmp://|rtmps://]host[:port][/app[/play path]]`.
+fn parse_url(url: &str) -> Result<Target, String> {
+    let lower = url.to_ascii_lowercase();
+    let (scheme, rest) = if lower.starts_with("rtmps://") {
+        (Scheme::Rtmps, &url[8..])
+    } else if lower.starts_with("rtmp://") {
+        (Scheme::Rtmp, &url[7..])
+    } else if lower.contains("://") {
+        return Err(format!("\"{url}\": only rtmp:// and rtmps:// URLs can be relayed"));
+    } else {
+        (Scheme::Rtmp, url)
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(|| format!("\"{url}\": bad IPv6 address"))?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("\"{url}\": no host"));
+    }
+    let default_port = if scheme == Scheme::Rtmps { 443 } else { 1935 };
+    let port = match port {
+        None => default_port,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("\"{url}\": bad port"))?,
+    };
+    let (app, play_path) = path.split_once('/').unwrap_or((path, ""));
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Ok(Target {
+        url: url.to_string(),
+        scheme,
+        host: host.to_string(),
+        port,
+        app: some(app),
+        play_path: some(play_path),
+        name: None,
+        tc_url: None,
+        page_url: String::new(),
+        swf_url: String::new(),
+        flash_ver: DEFAULT_FLASHVER.to_string(),
+        live: false,
+        start: None,
+        stop: None,
+        is_static: false,
+        ssl_verify: true,
+        addrs: Vec::new(),
+    })
+}
+
+/// Resolves a target's host at configuration time (as the C module does, but a name that does
+/// not resolve now is only a warning: it is tried again at every connection attempt).
+fn resolve(t: &mut Target) -> Result<(), String> {
+    if let Ok(ip) = t.host.parse::<IpAddr>() {
+        t.addrs = vec![SocketAddr::new(ip, t.port)];
+        return Ok(());
+    }
+    match (t.host.as_str(), t.port).to_socket_addrs() {
+        Ok(a) => {
+            t.addrs = a.collect();
+            Ok(())
+        }
+        Err(e) => Err(format!("host \"{}\" not found now ({e}); it is looked up again on each attempt", t.host)),
+    }
+}
+
+#[derive(Default)]
+pub struct RelayAppConf {
+    pub pushes: Vec<Target>,
+    pub pulls: Vec<Target>,
+    pub push_reconnect: Option<Msec>,
+    pub pull_reconnect: Option<Msec>,
+    pub session_relay: Option<bool>,
+    pub relay_buffer: Option<Msec>,
+    /// CA certificates for `rtmps://` targets (the fork's `rtmp_relay_ssl_trusted_certificate`).
+    pub ssl_trusted_certificate: Option<String>,
+}
+
+impl RelayAppConf {
+    pub fn push_reconnect_ms(&self) -> u64 {
+        self.push_reconnect.map_or(3000, |m| m.0)
+    }
+    pub fn pull_reconnect_ms(&self) -> u64 {
+        self.pull_reconnect.map_or(3000, |m| m.0)
+    }
+    pub fn session_relay(&self) -> bool {
+        self.session_relay.unwrap_or(false)
+    }
+    pub fn relay_buffer_ms(&self) -> u64 {
+        self.relay_buffer.map_or(5000, |m| m.0)
+    }
+}
+
+impl Merge for RelayAppConf {
+    fn merge(&mut self, prev: &Self, _cf: &Conf) -> Result<(), String> {
+        merge(&mut self.push_reconnect, &prev.push_reconnect);
+        merge(&mut self.pull_reconnect, &prev.pull_reconnect);
+        merge(&mut self.session_relay, &prev.session_relay);
+        merge(&mut self.relay_buffer, &prev.relay_buffer);
+        merge(&mut self.ssl_trusted_certificate, &prev.ssl_trusted_certificate);
+        Ok(())
+    }
+}
+
+/// `push URL [options]` / `pull URL [options]`.
+pub struct PushPull;
+
+impl Directive<RelayAppConf> for PushPull {
+    fn set(cf: &Conf, conf: &mut RelayAppConf) -> Result<(), String> {
+        let directive = cf.name();
+        let args: Vec<String> = cf.args().iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut t = Target::parse(&args).map_err(|e| format!("\"{directive}\": {e}"))?;
+        let push = directive == "push";
+        if t.is_static && push {
+            return Err("\"static\" is for \"pull\" only".into());
+        }
+        if t.is_static && t.name.is_none() {
+            return Err("a static pull needs a \"name=\"".into());
+        }
+        if let Err(e) = resolve(&mut t) {
+            cf.warn(&format!("\"{directive}\": {e}"));
+        }
+        if push {
+            conf.pushes.push(t);
+        } else {
+            conf.pulls.push(t);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Target, String> {
+        Target::parse(&s.split(' ').collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn urls() {
+        let t = parse("rtmp://a.rtmp.youtube.com/live2/KEY").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.app.as_deref(), t.play_path.as_deref()), ("a.rtmp.youtube.com", 1935, Some("live2"), Some("KEY")));
+        assert_eq!(t.remote_name("local"), "KEY");
+        assert_eq!(t.tc_url_for("live"), "rtmp://a.rtmp.youtube.com:1935/live2");
+        let t = parse("127.0.0.1:1940/record/").unwrap();
+        assert_eq!((t.port, t.app.as_deref(), t.remote_name("cam")), (1940, Some("record"), "cam"));
+        let t = parse("RTMP://[::1]:1941").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.remote_app("live")), ("::1", 1941, "live"));
+        assert_eq!(t.tc_url_for("live"), "rtmp://[::1]:1941/live");
+        let t = parse("rtmps://live-api-s.facebook.com:443/rtmp/KEY").unwrap();
+        assert_eq!((t.scheme, t.port), (Scheme::Rtmps, 443));
+        assert_eq!(parse("rtmps://h/a/b").unwrap().port, 443);
+        // A play path with slashes and args is kept whole.
+        assert_eq!(parse("rtmp://h/app/a/b?k=v").unwrap().play_path.as_deref(), Some("a/b?k=v"));
+        assert!(parse("http://h/app").is_err());
+        assert!(parse("rtmp://:1935/app").is_err());
+        assert!(parse("rtmp://h:0/app").is_err());
+        assert!(parse("rtmp://h:x/app").is_err());
+    }
+
+    #[test]
+    fn options() {
+        let t = parse("rtmp://h/app name=cam app=other playPath=remote tcUrl=rtmp://x/y pageUrl=p swfUrl=s FLASHVER=f live=1 static").unwrap();
+        assert_eq!(t.name.as_deref(), Some("cam"));
+        assert_eq!((t.remote_app("l"), t.remote_name("l")), ("other", "remote"));
+        assert_eq!((t.tc_url_for("l").as_str(), t.page_url.as_str(), t.swf_url.as_str(), t.flash_ver.as_str()), ("rtmp://x/y", "p", "s", "f"));
+        assert!(t.live && t.is_static);
+        assert_eq!(t.play_range(), Some((-1000.0, -1000.0)));
+        assert!(t.matches("cam") && !t.matches("other"));
+        let t = parse("rtmp://h/app start=1000 stop=5000").unwrap();
+        assert_eq!(t.play_range(), Some((1000.0, 4000.0)));
+        assert_eq!(parse("rtmp://h/app").unwrap().play_range(), None);
+        assert!(parse("rtmp://h/app bogus=1").unwrap_err().contains("unsupported parameter"));
+        assert!(parse("rtmp://h/app start=x").is_err());
+        assert!(!parse("rtmps://h/app ssl_verify=off").unwrap().ssl_verify);
+    }
+
+    #[test]
+    fn resolution() {
+        let mut t = parse("rtmp://127.0.0.1:1999/app").unwrap();
+        resolve(&mut t).unwrap();
+        assert_eq!(t.addrs, vec!["127.0.0.1:1999".parse().unwrap()]);
+        let mut t = parse("rtmp://localhost/app").unwrap();
+        resolve(&mut t).unwrap();
+        assert!(t.addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 1935) && !t.addrs.is_empty());
+        let mut t = parse("rtmp://no-such-host.invalid/app").unwrap();
+        assert!(resolve(&mut t).is_err());
+        assert!(t.addrs.is_empty());
+    }
+}

@@ -1,0 +1,127 @@
+//! Who publishes what, for all workers: each worker lists its published streams in its slot of a
+//! shared-memory zone; a worker whose player asks for a stream published elsewhere finds the
+//! owner's pid there and pulls it over that worker's link socket.
+
+use std::cell::RefCell;
+
+use crate::ngx::module::CtxRef;
+use crate::ngx::process;
+use crate::ngx::shm::SlotZone;
+
+use super::RelayModule;
+
+/// Bytes per worker: about a thousand stream names.
+pub const SLOT_SIZE: usize = 64 * 1024;
+
+/// A published stream: server index, application, name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub srv: usize,
+    pub app: String,
+    pub name: String,
+}
+
+thread_local! {
+    /// This worker's published streams (with a count: two publishes of one name may overlap
+    /// during a takeover).
+    static MINE: RefCell<Vec<(Entry, usize)>> = const { RefCell::new(Vec::new()) };
+    static TOO_BIG_LOGGED: RefCell<bool> = const { RefCell::new(false) };
+}
+
+fn zone(srv_ctx: CtxRef) -> Option<&'static SlotZone> {
+    srv_ctx.main::<RelayModule>().directory.as_ref()
+}
+
+/// The index of a `server{}` in the running configuration (names its link socket).
+pub fn srv_index(srv_ctx: CtxRef) -> Option<usize> {
+    crate::core::running_servers().iter().position(|s| s.id() == srv_ctx.id())
+}
+
+fn encode(list: &[(Entry, usize)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (e, _) in list {
+        out.extend_from_slice(format!("{}\t{}\t{}\n", e.srv, e.app, e.name).as_bytes());
+    }
+    out
+}
+
+fn decode(blob: &[u8]) -> impl Iterator<Item = Entry> + '_ {
+    blob.split(|b| *b == b'\n').filter_map(|line| {
+        let line = std::str::from_utf8(line).ok()?;
+        let mut f = line.splitn(3, '\t');
+        let srv = f.next()?.parse().ok()?;
+        Some(Entry { srv, app: f.next()?.to_string(), name: f.next()?.to_string() })
+    })
+}
+
+fn write(srv_ctx: CtxRef, list: &[(Entry, usize)]) {
+    let Some(z) = zone(srv_ctx) else { return };
+    if !z.write(crate::ngx::worker_number(), crate::core::link::pid(), &encode(list)) {
+        TOO_BIG_LOGGED.with(|l| {
+            if !l.replace(true) {
+                crate::log_info!(
+                    crate::ngx::log::Log::cycle(),
+                    "rtmp: relay: too many streams in this worker for the worker directory; the latest are not shared"
+                );
+            }
+        });
+    }
+}
+
+/// This worker publishes `e` (from now until `remove`).
+pub fn add(srv_ctx: CtxRef, e: Entry) {
+    MINE.with(|m| {
+        let mut m = m.borrow_mut();
+        match m.iter_mut().find(|(x, _)| *x == e) {
+            Some((_, n)) => *n += 1,
+            None => m.push((e, 1)),
+        }
+        write(srv_ctx, &m);
+    });
+}
+
+pub fn remove(srv_ctx: CtxRef, e: &Entry) {
+    MINE.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(i) = m.iter().position(|(x, _)| x == e) {
+            m[i].1 -= 1;
+            if m[i].1 == 0 {
+                m.remove(i);
+            }
+        }
+        write(srv_ctx, &m);
+    });
+}
+
+/// The worker exits: its streams leave the directory.
+pub fn clear(srv_ctx: CtxRef) {
+    MINE.with(|m| m.borrow_mut().clear());
+    if let Some(z) = zone(srv_ctx) {
+        z.clear(crate::ngx::worker_number());
+    }
+}
+
+/// The pid of another live worker that publishes `e`.
+pub fn owner(srv_ctx: CtxRef, e: &Entry) -> Option<u64> {
+    let z = zone(srv_ctx)?;
+    let me = crate::core::link::pid();
+    z.read_others(crate::ngx::worker_number())
+        .into_iter()
+        .filter(|(_, pid, _)| *pid != me && process::alive(*pid))
+        .find(|(_, _, blob)| decode(blob).any(|x| x == *e))
+        .map(|(_, pid, _)| pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs() {
+        let e = |s, a: &str, n: &str| (Entry { srv: s, app: a.into(), name: n.into() }, 1);
+        let list = vec![e(0, "live", "cam"), e(1, "app", "a b\tc")];
+        let got: Vec<Entry> = decode(&encode(&list)).collect();
+        assert_eq!(got, list.iter().map(|(x, _)| x.clone()).collect::<Vec<_>>());
+        assert_eq!(decode(b"junk\nx\ty\n\n0\tlive\tcam").count(), 1);
+    }
+}

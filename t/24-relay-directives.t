@@ -1,0 +1,190 @@
+# Static relays (`push`, `pull`, their URL options, reconnects) between several nginx instances:
+# the block's nginx and others started by aux_nginx (an origin, a target that dies and comes
+# back). FFmpeg publishes; FFmpeg and our client's bench play.
+use lib 't/lib';
+use Test::Nginx::Rtmp;
+use JSON::PP ();
+
+sub count_lines { scalar log_lines(shift) }
+
+sub bench {
+    my ($url, $players, $secs) = @_;
+    my $json = `timeout @{[$secs + 30]} @{[rtmp_cli()]} bench '$url' --players $players --duration $secs --json 2>/dev/null`;
+    return eval { JSON::PP::decode_json($json) } // { raw => $json };
+}
+
+sub aux_count { my ($aux, $re) = @_; scalar grep { $_ =~ $re } split /\n/, aux_log($aux) }
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: push to two targets at once; name= filters; the URL's play path names the remote stream; a pulled stream's players
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application src {
+        live on;
+        push rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/dst1;
+        push rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/dst2/fixed name=cam flashVer=TEST/1.0 pageUrl=http://page/;
+    }
+    application dst1 { live on; }
+    application dst2 { live on; }
+}
+--- run
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
+my $pub = publish("$base/src/cam", loop => 1, timeout => 60);
+ok(wait_published('cam', 2), 'the push to dst1 publishes "cam" there') or diag(publisher_log($pub));
+ok(wait_published('fixed'), 'the push to dst2 publishes under the URL\'s play path');
+my ($v1, $a1, $e1) = count_frames("$base/dst1/cam", 3);
+cmp_ok($v1, '>=', 40, 'dst1/cam decodes') or diag($e1);
+cmp_ok($a1, '>=', 40, 'with audio');
+my ($v2) = count_frames("$base/dst2/fixed", 3);
+cmp_ok($v2, '>=', 40, 'dst2/fixed decodes');
+ok(count_lines(qr/connect app="dst2" flashver="TEST\/1\.0" tcurl="rtmp:\/\/127\.0\.0\.1:\d+\/dst2"/) >= 1,
+    'flashVer= and the default tcUrl reach the target');
+my $other = publish("$base/src/other", loop => 1, timeout => 30);
+ok(wait_published('other', 2), 'another stream is pushed to dst1 only');
+sleep 1;
+is(count_lines(qr/relay: push "other" to rtmp:\/\/\S+\/dst2/), 0, 'not to the name=cam target');
+stop($other);
+stop($pub);
+ok(wait_until(sub { count_lines(qr/relay push "cam" to \S+: closing: the published stream ended/) == 2 }, 10),
+    'both pushes end with the publisher');
+sleep 1;
+is(count_lines(qr/relay: push "cam" to \S+: again in/), 0, 'and are not reconnected');
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: push reconnect: a target that dies and comes back gets the stream again; a dead port and an unknown host harm nobody
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application src {
+        live on;
+        push_reconnect 300ms;
+        push rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/app;
+        push rtmp://no-such-host.invalid/app;
+        push rtmp://127.0.0.1:$TEST_NGINX_HTTP_PORT/target;
+    }
+}
+--- run
+my $aux = aux_nginx("server { listen $TEST_NGINX_HTTP_PORT; application target { live on; } }", port => $TEST_NGINX_HTTP_PORT);
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
+my $target = "rtmp://127.0.0.1:$TEST_NGINX_HTTP_PORT/target/cam";
+my $pub = publish("$base/src/cam", loop => 1, timeout => 90);
+ok(wait_published('cam'), 'publishing') or diag(publisher_log($pub));
+ok(wait_until(sub { aux_count($aux, qr/live: publish "cam"/) >= 1 }, 10), 'the target gets the push');
+my ($v) = count_frames($target, 3);
+cmp_ok($v, '>=', 40, 'and it decodes there');
+ok(wait_log(qr/relay: push "cam" to rtmp:\/\/127\.0\.0\.1:$TEST_NGINX_RTMP_PORT2\/app: .*again in 300 ms/, 3),
+    'a dead port is retried every push_reconnect');
+ok(wait_log(qr/relay: push "cam" to rtmp:\/\/no-such-host\.invalid\/app: host "no-such-host\.invalid" was not found.*again in 300 ms/, 2),
+    'an unknown host too');
+ok(aux_stop($aux), 'the target goes away');
+ok(wait_log(qr/relay: push "cam" to rtmp:\/\/127\.0\.0\.1:$TEST_NGINX_HTTP_PORT\/target: again in 300 ms/), 'the push notices');
+my ($lv) = count_frames("$base/src/cam", 2);
+cmp_ok($lv, '>=', 25, 'the stream still plays locally meanwhile');
+ok(aux_start($aux), 'the target comes back');
+ok(wait_until(sub { aux_count($aux, qr/live: publish "cam"/) >= 2 }, 10), 'the push reconnects to it');
+($v) = count_frames($target, 3);
+cmp_ok($v, '>=', 40, 'and it decodes there again');
+ok(kill(0, $pub), 'the publisher never noticed');
+stop($pub);
+--- error_log
+"push": host "no-such-host.invalid" not found now
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: pull on demand: 20 players share one upstream connection; the pull stops after the last; a chain of three
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application edge {
+        live on;
+        pull rtmp://127.0.0.1:$TEST_NGINX_HTTP_PORT/origin;
+    }
+    application edge2 {
+        live on;
+        pull rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/edge live=1;
+    }
+}
+--- run
+my $aux = aux_nginx("server { listen $TEST_NGINX_HTTP_PORT; application origin { live on; } }", port => $TEST_NGINX_HTTP_PORT);
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_HTTP_PORT/origin/src", loop => 1, timeout => 90);
+ok(wait_until(sub { aux_count($aux, qr/live: publish "src"/) >= 1 }, 10), 'the origin publishes') or diag(publisher_log($pub));
+my $r = bench("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/edge/src", 20, 5);
+is($r->{players_with_frames}, 20, '20 players of the edge all get frames') or diag(explain($r));
+is($r->{players_failed}, 0, 'none fails');
+is(aux_count($aux, qr/live: play "src"/), 1, 'through one upstream connection');
+ok(wait_log(qr/relay pull "src" from \S+: closing: no player left/), 'the pull ends after the last player');
+my ($v, $a, $err) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/edge2/src", 4);
+cmp_ok($v, '>=', 50, 'a chain origin -> edge -> edge2 decodes') or diag($err);
+cmp_ok($a, '>=', 50, 'audio too');
+is(aux_count($aux, qr/live: play "src"/), 2, 'the chain pulled from the origin once more');
+stop($pub);
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: a pull whose origin restarts keeps its players and reconnects; a static pull runs without players
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application edge {
+        live on;
+        pull_reconnect 300ms;
+        pull rtmp://127.0.0.1:$TEST_NGINX_HTTP_PORT/origin;
+    }
+    application st {
+        live on;
+        pull rtmp://127.0.0.1:$TEST_NGINX_HTTP_PORT/origin/src name=mirror static;
+    }
+}
+--- run
+my $aux = aux_nginx("server { listen $TEST_NGINX_HTTP_PORT; application origin { live on; } }", port => $TEST_NGINX_HTTP_PORT);
+my $origin = "rtmp://127.0.0.1:$TEST_NGINX_HTTP_PORT/origin/src";
+my $pub = publish($origin, loop => 1, timeout => 90);
+ok(wait_published('mirror', 1, 15), 'the static pull publishes without any player') or diag(publisher_log($pub));
+my $out = "$TEST_NGINX_PREFIX/long.flv";
+my $player = in_background(sub {
+    system("timeout 40 @{[rtmp_cli()]} play rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/edge/src --duration 14 --idle-timeout 12 --out $out >/dev/null 2>&1");
+    -s $out;
+});
+ok(wait_log(qr/relay: pull "src" from \S+: NetStream\.Play\.Start/), 'the edge pulls for its player');
+sleep 3;
+stop($pub);
+aux_stop($aux);
+ok(wait_log(qr/relay: pull "src" from \S+: .*again in 300 ms/), 'the pull retries while its player waits');
+ok(aux_start($aux), 'the origin restarts');
+$pub = publish($origin, loop => 1, timeout => 60);
+ok(wait_log(qr/relay: pull "src" from \S+: NetStream\.Play\.Start/, 2, 15), 'the pull reconnected');
+ok(wait_published('mirror', 2, 15), 'the static pull too');
+result_of($player, 40);
+my @tags = flv_tags($out);
+my @video = grep { $_->[0] == 9 } @tags;
+cmp_ok(scalar(@video), '>=', 150, 'the player got video before and after the restart');
+my ($v) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/st/mirror", 2);
+cmp_ok($v, '>=', 25, 'the static pull plays');
+stop($pub);
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: configuration errors name file:line
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application a {
+        live on;
+        push rtmp://127.0.0.1/x static;
+    }
+}
+--- must_die: "static" is for "pull" only
+--- must_die_line: 5
