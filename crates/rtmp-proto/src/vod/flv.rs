@@ -253,10 +253,12 @@ impl FlvFile {
                     let probe = read_exact(src, body_at, h.len.min(VIDEO_PROBE))?;
                     if let Some(info) = video_tag_info(&probe) {
                         video_codec.get_or_insert(info);
-                        if !info.sequence_header && !is_sequence_end(&probe) {
+                        if info.sequence_header {
+                            if f.video_header.is_none() {
+                                f.video_header = Some(read_exact(src, body_at, h.len)?);
+                            }
+                        } else if !is_sequence_end(&probe) {
                             video_media = true;
-                        } else if f.video_header.is_none() {
-                            f.video_header = Some(read_exact(src, body_at, h.len)?);
                         }
                     }
                 }
