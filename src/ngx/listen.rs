@@ -245,9 +245,9 @@ unsafe extern "C" fn log_context(log: *mut nginx_sys::ngx_log_t, buf: *mut u8, l
 
 /// A unix listening socket opened by a worker for itself (links between workers): bound at
 /// `path` (an old file there is replaced), mode 0600, accepted with nginx's own accept handler,
-/// then `accept` runs for each connection with `server`. It joins the cycle's listening sockets,
-/// so nginx closes it as the worker shuts down; marked as reuseport so the accept mutex leaves it
-/// alone (only this worker listens on it).
+/// then `accept` runs for each connection with `server`. It stays out of the cycle's listening
+/// sockets: nginx neither hands it to the accept mutex nor closes it when a reload shuts the
+/// worker down, so the new workers can still pull the streams this one serves until it exits.
 pub fn listen_unix_now(path: &str, server: CtxRef, accept: unsafe extern "C" fn(*mut ngx_connection_t)) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let (ss, socklen) = super::upstream::sockaddr_un(path).ok_or_else(|| format!("\"{path}\": path too long"))?;
@@ -283,14 +283,13 @@ pub fn listen_unix_now(path: &str, server: CtxRef, accept: unsafe extern "C" fn(
         let text = format!("unix:{path}");
         let text_data = nginx_sys::ngx_pcalloc(pool, text.len()) as *mut u8;
         let servers = nginx_sys::ngx_pcalloc(pool, std::mem::size_of::<ListenServers>()) as *mut ListenServers;
-        let ls = nginx_sys::ngx_array_push(&mut (*cycle).listening) as *mut nginx_sys::ngx_listening_t;
+        let ls = nginx_sys::ngx_pcalloc(pool, std::mem::size_of::<nginx_sys::ngx_listening_t>()) as *mut nginx_sys::ngx_listening_t;
         if sa.is_null() || text_data.is_null() || servers.is_null() || ls.is_null() {
             return fail("out of memory".into());
         }
         std::ptr::copy_nonoverlapping(std::ptr::addr_of!(ss) as *const u8, sa, socklen as usize);
         std::ptr::copy_nonoverlapping(text.as_ptr(), text_data, text.len());
         std::ptr::write(servers, ListenServers { default: server, by_addr: Vec::new() });
-        std::ptr::write_bytes(ls, 0, 1);
         let l = &mut *ls;
         l.fd = fd;
         l.sockaddr = sa.cast();
@@ -311,7 +310,6 @@ pub fn listen_unix_now(path: &str, server: CtxRef, accept: unsafe extern "C" fn(
         l.worker = nginx_sys::ngx_worker;
         let c = nginx_sys::ngx_get_connection(fd, (*cycle).log);
         if c.is_null() {
-            (*cycle).listening.nelts -= 1;
             return fail("no free connection for the listening socket".into());
         }
         (*c).type_ = nginx_sys::__socket_type_SOCK_STREAM as i32;

@@ -90,6 +90,8 @@ struct SlotHead {
     seq: std::sync::atomic::AtomicU64,
     len: std::sync::atomic::AtomicU64,
     pid: std::sync::atomic::AtomicU64,
+    /// The process that took the slot (`claim`), 0 when free.
+    owner: std::sync::atomic::AtomicU64,
 }
 
 const HEAD: usize = std::mem::size_of::<SlotHead>();
@@ -103,6 +105,51 @@ impl SlotZone {
         // The slab pool's own header and page table take about 1/170 of the zone.
         let zone = declare_block(cf, name, total, total / 64, tag)?;
         Ok(SlotZone { zone, slots, slot_size })
+    }
+
+    /// Like `declare`, but the zone outlives reloads (same name and size: nginx maps the old
+    /// one again), so the workers of the old and the new configuration see each other's slots.
+    /// Slots are then taken with `claim` by pid, not by worker number.
+    pub fn declare_shared(cf: &Conf, name: &'static CStr, slots: usize, slot_size: usize, tag: &'static ngx_module_t) -> Result<Self, String> {
+        let total = slots * (HEAD + slot_size);
+        let zone = declare_block(cf, name, total, total / 64, tag)?;
+        // SAFETY: the zone was just declared; nginx reads these fields once the configuration
+        // is read.
+        unsafe {
+            (*zone.as_ptr()).noreuse = 0;
+            (*zone.as_ptr()).init = Some(init_shared_slots);
+        }
+        Ok(SlotZone { zone, slots, slot_size })
+    }
+
+    /// The slot of process `pid`: the one it has, else one that is empty or whose process is
+    /// gone (`alive` tells), taken atomically. None when every slot is in use.
+    pub fn claim(&self, pid: u64, alive: impl Fn(u64) -> bool) -> Option<usize> {
+        use std::sync::atomic::Ordering::AcqRel;
+        let heads: Vec<&SlotHead> = (0..self.slots)
+            .filter_map(|i| self.slot(i))
+            // SAFETY: slot heads live in the mapped zone for the whole cycle.
+            .map(|(h, _)| unsafe { &*h })
+            .collect();
+        if let Some(i) = heads.iter().position(|h| h.owner.load(std::sync::atomic::Ordering::Acquire) == pid) {
+            return Some(i);
+        }
+        for (i, h) in heads.iter().enumerate() {
+            let cur = h.owner.load(std::sync::atomic::Ordering::Acquire);
+            if (cur == 0 || !alive(cur)) && h.owner.compare_exchange(cur, pid, AcqRel, std::sync::atomic::Ordering::Acquire).is_ok() {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Gives slot `i` back (its process exits).
+    pub fn release(&self, i: usize) {
+        self.clear(i);
+        if let Some((h, _)) = self.slot(i) {
+            // SAFETY: as in claim().
+            unsafe { (*h).owner.store(0, std::sync::atomic::Ordering::Release) };
+        }
     }
 
     pub fn slots(&self) -> usize {
@@ -226,6 +273,18 @@ unsafe extern "C" fn init_slots(zone: *mut ngx_shm_zone_t, _data: *mut c_void) -
         }
         (*zone).data = p.cast();
         nginx_sys::NGX_OK as ngx_int_t
+    }
+}
+
+/// `init_slots` for a zone kept across reloads: the old cycle's block as it is.
+unsafe extern "C" fn init_shared_slots(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> ngx_int_t {
+    // SAFETY: on reuse `data` is the old zone's block in the same mapping (same size).
+    unsafe {
+        if !data.is_null() {
+            (*zone).data = data;
+            return nginx_sys::NGX_OK as ngx_int_t;
+        }
+        init_slots(zone, data)
     }
 }
 

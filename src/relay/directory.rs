@@ -26,6 +26,17 @@ thread_local! {
     /// during a takeover).
     static MINE: RefCell<Vec<(Entry, usize)>> = const { RefCell::new(Vec::new()) };
     static TOO_BIG_LOGGED: RefCell<bool> = const { RefCell::new(false) };
+    /// This worker's slot in the zone, taken on first use.
+    static SLOT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+fn my_slot(z: &SlotZone) -> Option<usize> {
+    SLOT.with(|s| {
+        if s.get().is_none() {
+            s.set(z.claim(crate::core::link::pid(), process::alive));
+        }
+        s.get()
+    })
 }
 
 fn zone(srv_ctx: CtxRef) -> Option<&'static SlotZone> {
@@ -56,7 +67,8 @@ fn decode(blob: &[u8]) -> impl Iterator<Item = Entry> + '_ {
 
 fn write(srv_ctx: CtxRef, list: &[(Entry, usize)]) {
     let Some(z) = zone(srv_ctx) else { return };
-    if !z.write(crate::ngx::worker_number(), crate::core::link::pid(), &encode(list)) {
+    let Some(slot) = my_slot(z) else { return };
+    if !z.write(slot, crate::core::link::pid(), &encode(list)) {
         TOO_BIG_LOGGED.with(|l| {
             if !l.replace(true) {
                 crate::log_info!(
@@ -97,7 +109,9 @@ pub fn remove(srv_ctx: CtxRef, e: &Entry) {
 pub fn clear(srv_ctx: CtxRef) {
     MINE.with(|m| m.borrow_mut().clear());
     if let Some(z) = zone(srv_ctx) {
-        z.clear(crate::ngx::worker_number());
+        if let Some(slot) = SLOT.with(|s| s.take()) {
+            z.release(slot);
+        }
     }
 }
 
@@ -105,7 +119,7 @@ pub fn clear(srv_ctx: CtxRef) {
 pub fn owner(srv_ctx: CtxRef, e: &Entry) -> Option<u64> {
     let z = zone(srv_ctx)?;
     let me = crate::core::link::pid();
-    z.read_others(crate::ngx::worker_number())
+    z.read_others(usize::MAX)
         .into_iter()
         .filter(|(_, pid, _)| *pid != me && process::alive(*pid))
         .find(|(_, _, blob)| decode(blob).any(|x| x == *e))

@@ -82,7 +82,10 @@ impl RtmpModule for RelayModule {
         }
         let workers = cf.worker_processes().unwrap_or(0).max(crate::ngx::ncpu()).clamp(1, 256);
         if workers > 1 {
-            let zone = SlotZone::declare(cf, c"ngx_rtmp_rs_streams", workers, directory::SLOT_SIZE, Self::module())?;
+            // Room for the workers of two configurations (a reload: the old ones serve their
+            // publishers until they leave, and the new ones pull from them).
+            let slots = 2 * workers + 2;
+            let zone = SlotZone::declare_shared(cf, c"ngx_rtmp_rs_streams", slots, directory::SLOT_SIZE, Self::module())?;
             crate::ngx::block::current_ctx(cf).main_mut::<RelayModule>(cf).directory = Some(zone);
         }
         Ok(())

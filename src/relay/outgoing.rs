@@ -145,6 +145,10 @@ pub fn open(spec: &Spec, attempt: usize, owner: Owner, log: Log) -> Result<Rc<Pe
             let e = spec.entry().ok_or("this server is not in the running configuration")?;
             let pid = directory::owner(spec.srv_ctx, &e).ok_or("no other worker publishes it")?;
             let path = crate::core::link::link_path(pid, e.srv);
+            // A worker whose link socket could not be made (see its log) shares nothing.
+            if std::fs::metadata(&path).is_err() {
+                return Err(format!("worker {pid} has no link socket {path}"));
+            }
             let url = RtmpUrl { host: "localhost".into(), port: 0, app: spec.app.clone(), name: spec.local.clone() };
             let extra = vec![("flashVer".to_string(), Amf0Value::string(LINK_FLASHVER))];
             let tc = format!("rtmp://unix:{path}/{}", spec.app);

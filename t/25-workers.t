@@ -1,0 +1,157 @@
+# Every worker serves every stream: a stream published through one worker plays from all of
+# them (RTMP and HTTP-FLV), with or without `listen … reuseport`, with the C module's
+# rtmp_auto_push directives or without; a worker pulls a stream from its publisher's worker only
+# while it has players, over that worker's unix link socket; reloads and duplicate publishes.
+use lib 't/lib';
+use Test::Nginx::Rtmp;
+use JSON::PP ();
+
+sub count_lines { scalar log_lines(shift) }
+
+sub bench {
+    my ($url, $players, $secs) = @_;
+    my $json = `timeout @{[$secs + 30]} @{[rtmp_cli()]} bench '$url' --players $players --duration $secs --json 2>/dev/null`;
+    return eval { JSON::PP::decode_json($json) } // { raw => $json };
+}
+
+# The pids of the workers that logged a line matching $re.
+sub pids_of {
+    my $re = shift;
+    my %p = map { /\[\w+\] (\d+)#/ ? ($1 => 1) : () } log_lines($re);
+    my @pids = sort keys %p;
+    return @pids;
+}
+
+sub flv_play {
+    my ($url, $secs) = @_;
+    my $json = `timeout @{[$secs + 20]} @{[rtmp_cli()]} flv-play '$url' --duration $secs --json 2>/dev/null`;
+    return eval { JSON::PP::decode_json($json) } // { raw => $json };
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: two workers with reuseport: 20 players spread over both all decode; one publisher, pulled once per worker
+--- workers: 2
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT reuseport;
+    application live { live on; }
+}
+--- run
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", loop => 1, timeout => 60);
+ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
+my $r = bench("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 20, 5);
+is($r->{players_with_frames}, 20, '20 players all get frames') or diag(explain($r));
+is($r->{players_failed}, 0, 'none fails');
+my @players = pids_of(qr/rtmp: live: play "src"/);
+is(scalar(@players), 2, 'the players were on both workers');
+my @publishers = pids_of(qr/rtmp: live: publish "src"/);
+is(scalar(@publishers), 2, 'the stream was published in both workers (the client in one, a link in the other)');
+is(count_lines(qr/rtmp: live: publish "src"/), 2, 'the other worker pulled it once for all its players');
+my ($v, $a, $err) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 3);
+cmp_ok($v, '>=', 40, 'FFmpeg decodes it too') or diag($err);
+stop($pub);
+--- no_error_log
+[error]
+worker link:
+
+
+
+=== TEST 2: four workers without reuseport, rtmp_auto_push on: RTMP and HTTP-FLV players anywhere; a publish of the same name in another worker is refused
+--- workers: 4
+--- main_config
+rtmp_auto_push on;
+rtmp_auto_push_reconnect 200ms;
+rtmp_socket_dir /tmp/;
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; }
+}
+--- http_config
+server {
+    listen $TEST_NGINX_HTTP_PORT;
+    location /flv { flv_live on; }
+}
+--- run
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", loop => 1, timeout => 60);
+ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
+my $r = bench("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 20, 4);
+is($r->{players_with_frames}, 20, '20 RTMP players all get frames') or diag(explain($r));
+my $ok = 0;
+for (1 .. 8) {
+    my $f = flv_play("http://127.0.0.1:$TEST_NGINX_HTTP_PORT/flv/live/src.flv", 2);
+    $ok++ if ($f->{status} // 0) == 200 && ($f->{video} // 0) > 10;
+}
+is($ok, 8, '8 HTTP-FLV players in a row all get video, whichever worker takes them');
+my @workers = grep { /\d/ } split /\s+/, `ps --ppid @{[master_pid()]} -o pid=`;
+my @socks = map { glob("/tmp/ngx-rtmp-rs.$_.*.sock") } @workers;
+is(scalar(@socks), 4, 'one link socket per worker in rtmp_socket_dir');
+my @dups;
+for (1 .. 6) {
+    my $p = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", timeout => 10);
+    push @dups, $p;
+}
+ok(wait_until(sub { count_lines(qr/already publishing/) >= 6 }, 15), 'six more publishers of the name are all refused, whichever worker they reach');
+stop($_) for @dups;
+ok(kill(0, $pub), 'the first publisher goes on');
+stop($pub);
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: a player waiting in one worker gets a stream published later in another; the link closes with the last player
+--- workers: 2
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT reuseport;
+    application live { live on; }
+}
+--- run
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/late";
+my @waiting = map { in_background(sub { my @r = count_frames($url, 8); $r[0] }) } 1 .. 6;
+ok(wait_playing('late', 6), 'six players wait for the stream');
+sleep 1;
+my $pub = publish($url, loop => 1, timeout => 60);
+ok(wait_published('late'), 'publishing') or diag(publisher_log($pub));
+my $got = 0;
+for (@waiting) { my ($v) = result_of($_, 40); $got++ if ($v // 0) >= 40 }
+is($got, 6, 'every waiting player decodes it, on both workers');
+is(scalar(pids_of(qr/rtmp: live: play "late"/)), 2, 'the players were on both workers');
+stop($pub);
+ok(wait_log(qr/rtmp: live: unpublish "late"/, 2), 'the stream ends in both workers');
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: reload during playback: the old worker keeps its publisher and players; players of the new workers pull from it
+--- workers: 2
+--- reloads
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT reuseport;
+    application live { live on; }
+}
+--- run
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/rl";
+my $pub = publish($url, loop => 1, timeout => 90);
+ok(wait_published('rl'), 'publishing') or diag(publisher_log($pub));
+my $old_player = in_background(sub { my @r = count_frames($url, 10); $r[0] });
+ok(wait_playing('rl'), 'a player plays');
+sleep 1;
+my $master = master_pid();
+ok(kill('HUP', $master), 'reload');
+ok(wait_log(qr/reconfiguring/, 1, 10), 'nginx reconfigures');
+sleep 2;
+my $r = bench($url, 10, 4);
+is($r->{players_with_frames}, 10, '10 new players after the reload all get frames') or diag(explain($r));
+my ($v) = result_of($old_player, 40);
+cmp_ok($v // 0, '>=', 150, 'the player across the reload got its 10 s') ;
+ok(kill(0, $pub), 'the publisher was never dropped');
+stop($pub);
+--- no_error_log
+[error]
