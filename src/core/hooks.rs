@@ -143,6 +143,8 @@ pub type PlayHook = fn(&mut Session, &PlayReq) -> Step;
 pub type MediaHook = fn(&mut Session, &RawMessage) -> Step;
 pub type StreamHook = fn(&mut Session, u32) -> Step;
 pub type PauseHook = fn(&mut Session, u32, bool) -> Step;
+/// `seek` (stream id, position in ms).
+pub type SeekHook = fn(&mut Session, u32, f64) -> Step;
 pub type ReceiveHook = fn(&mut Session, u32, bool, bool) -> Step;
 pub type DisconnectHook = fn(&mut Session);
 pub type RecordDoneHook = fn(&mut Session, &RecordDone);
@@ -166,6 +168,8 @@ pub struct Hooks {
     /// closeStream / deleteStream / FCUnpublish: the stream id stops publishing or playing.
     pub close_stream: Vec<StreamHook>,
     pub pause: Vec<PauseHook>,
+    /// `seek` on a stream id (recorded files; live streams ignore it).
+    pub seek: Vec<SeekHook>,
     /// receiveAudio / receiveVideo: (stream id, is_video, flag).
     pub receive: Vec<ReceiveHook>,
     pub disconnect: Vec<DisconnectHook>,

@@ -637,8 +637,22 @@ impl Session {
                     }
                 }
             }
-            Command::Seek { .. } => {
-                log_debug!(self.log, "rtmp: seek ignored on a live stream");
+            Command::Seek { position_ms, .. } => {
+                let mut handled = false;
+                for h in &hooks.seek {
+                    match h(self, stream_id, position_ms) {
+                        Step::Continue => {}
+                        s => {
+                            handled = true;
+                            if !self.step(s) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                if !handled {
+                    log_debug!(self.log, "rtmp: seek ignored on a live stream");
+                }
             }
             Command::CloseStream { .. } => self.close_stream(stream_id),
             Command::DeleteStream { stream_id: id, .. } => {
