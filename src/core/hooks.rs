@@ -163,6 +163,9 @@ pub struct Hooks {
     /// start here, so a refused publisher never touches their output.
     pub published: Vec<PublishHook>,
     pub play: Vec<PlayHook>,
+    /// No module took a play (an RTMP client): a module that knows why (VOD found no file)
+    /// answers the client; `Close` refuses it.
+    pub play_unhandled: Vec<PlayHook>,
     /// Audio, video and data messages of a publishing stream.
     pub media: Vec<MediaHook>,
     /// closeStream / deleteStream / FCUnpublish: the stream id stops publishing or playing.

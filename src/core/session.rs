@@ -822,7 +822,16 @@ impl Session {
                 self.playing = true;
                 return;
             }
-            Request::Play(_) => "play",
+            Request::Play(req) => {
+                let hooks = self.hooks();
+                for h in &hooks.play_unhandled {
+                    let s = h(self, &req);
+                    if !self.step(s) {
+                        return;
+                    }
+                }
+                "play"
+            }
         };
         if self.peer.wire() != super::peer::Wire::Rtmp {
             self.refusal.get_or_insert_with(|| "NetStream.Play.StreamNotFound".into());
