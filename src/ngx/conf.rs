@@ -394,6 +394,20 @@ pub const fn directive<D: Directive<C>, C: 'static>(name: &'static CStr, type_: 
 }
 
 impl Conf {
+    /// A path resolved as nginx resolves them (relative to the prefix), without creating or
+    /// registering anything (`directory` registers a missing one to be created).
+    pub fn full_name(&self, path: &str) -> Result<String, String> {
+        let mut bytes = path.as_bytes().to_vec();
+        // SAFETY: as in `directory`: the result lives in the cycle pool, the input is read only.
+        unsafe {
+            let mut s = ngx_str_t { len: bytes.len(), data: bytes.as_mut_ptr() };
+            if nginx_sys::ngx_conf_full_name((*self.0).cycle, &mut s, 0) != 0 {
+                return Err(format!("cannot resolve path \"{path}\""));
+            }
+            Ok(String::from_utf8_lossy(str_bytes(&s)).into_owned())
+        }
+    }
+
     /// A directory path as nginx resolves them: relative to the prefix. When it does not exist
     /// yet, it is registered with nginx's paths so the master creates it at start, owned by the
     /// worker user (as nginx does for its temp paths); an existing directory is left as it is.
