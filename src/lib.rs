@@ -14,6 +14,7 @@ pub mod log;
 pub mod netcall;
 pub mod ngx;
 pub mod notify;
+pub mod play;
 pub mod record;
 pub mod relay;
 pub mod stat;
@@ -27,7 +28,7 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 19] = [
+pub static mut ngx_modules: [*const ngx_module_t; 20] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
     // Top-level rtmp_auto_push* / rtmp_socket_dir; each worker's link socket.
@@ -51,6 +52,9 @@ pub static mut ngx_modules: [*const ngx_module_t; 19] = [
     addr_of!(exec::ngx_rtmp_rs_exec_module),
     // Before live (which ends the play chain): notes sessions coming and going for stat pages.
     addr_of!(stat::ngx_rtmp_rs_stat_module),
+    // VOD, right before live: a name that is a file in a play directory is played from it; any
+    // other goes on to live.
+    addr_of!(play::ngx_rtmp_rs_play_module),
     addr_of!(live::ngx_rtmp_rs_live_module),
     // The HTTP side: HTTP-FLV players of live streams.
     addr_of!(httpflv::ngx_rtmp_rs_flv_live_module),
@@ -63,7 +67,7 @@ pub static mut ngx_modules: [*const ngx_module_t; 19] = [
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 19] = [
+pub static mut ngx_module_names: [*const c_char; 20] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
     c"ngx_rtmp_rs_workers_module".as_ptr(),
@@ -77,6 +81,7 @@ pub static mut ngx_module_names: [*const c_char; 19] = [
     c"ngx_rtmp_rs_record_module".as_ptr(),
     c"ngx_rtmp_rs_exec_module".as_ptr(),
     c"ngx_rtmp_rs_stat_module".as_ptr(),
+    c"ngx_rtmp_rs_play_module".as_ptr(),
     c"ngx_rtmp_rs_live_module".as_ptr(),
     c"ngx_rtmp_rs_flv_live_module".as_ptr(),
     c"ngx_rtmp_rs_stat_http_module".as_ptr(),

@@ -1,0 +1,586 @@
+//! The play module's hooks: a play whose name is a file in a `play` directory is answered from
+//! the file, paced at real time plus a lead, by a timer per play; seek, pause and closeStream act
+//! on it. A name found nowhere goes on to the next module (live), or is refused.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use bytes::{Bytes, BytesMut};
+use rtmp_proto::amf0::{self, Amf0Value};
+use rtmp_proto::command;
+use rtmp_proto::message::{csid, msg_type, Control, UserControl};
+use rtmp_proto::vod::{TagKind, VodError, VodFile, VodTag};
+use rtmp_proto::RawMessage;
+
+use crate::core::hooks::{PlayReq, Step};
+use crate::core::peer::{Peer, Wire};
+use crate::core::session::{encode, Session};
+use crate::ngx::log::Log;
+use crate::ngx::now_ms;
+use crate::ngx::timer::{Again, Timer};
+use crate::{log_debug, log_info};
+
+use super::conf::{Entry, PlayAppConf};
+use super::names::file_name;
+use super::source::FileSource;
+use super::PlayModule;
+
+/// Media sent ahead of real time (the C module: the client's buffer + 1 s).
+const LEAD_MS: u32 = 1000;
+/// Messages sent per timer run at most, so one player never holds the worker for long.
+const BURST: usize = 200;
+/// How long to wait when the player's queue is full.
+const QUEUE_WAIT_MS: u64 = 20;
+
+/// The VOD plays of a session, per message stream id.
+#[derive(Default)]
+struct PlayCtx {
+    plays: Vec<Running>,
+    /// Stream ids whose name no play entry had (answered if no later module takes the play).
+    missed: Vec<(u32, String)>,
+}
+
+struct Running {
+    stream_id: u32,
+    vod: Rc<RefCell<Vod>>,
+    timer: Timer,
+}
+
+/// One file being played to one player.
+struct Vod {
+    peer: Rc<Peer>,
+    log: Log,
+    stream_id: u32,
+    name: String,
+    src: FileSource,
+    file: VodFile,
+    enhanced: bool,
+    /// Media timestamp at `epoch_ms`.
+    base_ts: u32,
+    epoch_ms: u64,
+    /// A tag read but not due yet.
+    next: Option<VodTag>,
+    paused: bool,
+    /// The player's position when it paused.
+    paused_at: u32,
+    /// Play reached the end (or failed): nothing more to send until a seek.
+    done: bool,
+    /// The most messages queued for this player before waiting.
+    max_queued: usize,
+    sent_bytes: u64,
+}
+
+fn conf(s: &Session) -> Option<&'static PlayAppConf> {
+    let c = s.app_ctx?.app::<PlayModule>();
+    (!c.entries.is_empty()).then_some(c)
+}
+
+fn with_ctx<R>(s: &mut Session, f: impl FnOnce(&mut PlayCtx) -> R) -> R {
+    let mut c = s.ext.remove::<PlayCtx>().unwrap_or_default();
+    let r = f(&mut c);
+    s.ext.insert(c);
+    r
+}
+
+/// Ends what `stream_id` plays (the timer goes with it).
+fn stop(s: &mut Session, stream_id: u32) -> bool {
+    let Some(c) = s.ext.get_mut::<PlayCtx>() else {
+        return false;
+    };
+    c.missed.retain(|(id, _)| *id != stream_id);
+    let before = c.plays.len();
+    c.plays.retain(|r| r.stream_id != stream_id);
+    before != c.plays.len()
+}
+
+pub fn play(s: &mut Session, req: &PlayReq) -> Step {
+    if s.relay.is_some() || s.internal || s.peer.wire() != Wire::Rtmp {
+        return Step::Continue;
+    }
+    let Some(conf) = conf(s) else {
+        return Step::Continue;
+    };
+    stop(s, req.stream_id);
+    let rel = match file_name(&req.name) {
+        Ok(r) => r,
+        Err(why) => {
+            s.send_status(
+                req.stream_id,
+                "error",
+                "NetStream.Play.StreamNotFound",
+                "Invalid stream name",
+            );
+            return Step::Close(format!("play \"{}\": {} (\"play\")", req.name, why));
+        }
+    };
+    let mut remote = false;
+    let mut found = None;
+    for e in &conf.entries {
+        match e {
+            Entry::Dir(dir) => {
+                let path = format!("{dir}/{rel}");
+                match FileSource::open(&path) {
+                    Ok(Some(src)) => {
+                        found = Some((path, src));
+                        break;
+                    }
+                    Ok(None) => log_debug!(s.log, "rtmp: play: \"{}\" not found", path),
+                    Err(e) => log_info!(s.log, "rtmp: play: cannot open \"{}\": {}", path, e),
+                }
+            }
+            Entry::Http(url) => {
+                remote = true;
+                log_info!(
+                    s.log,
+                    "rtmp: play: \"{}\": remote entries (play {}) are not supported yet",
+                    req.name,
+                    url
+                );
+            }
+        }
+    }
+    let Some((path, mut src)) = found else {
+        let why = if remote {
+            "Video on demand stream not found (remote play entries are not supported yet)"
+        } else {
+            "Video on demand stream not found"
+        };
+        with_ctx(s, |c| c.missed.push((req.stream_id, why.to_string())));
+        return Step::Continue;
+    };
+    let mut file = match VodFile::open(&mut src) {
+        Ok(f) => f,
+        Err(e) => {
+            s.send_status(
+                req.stream_id,
+                "error",
+                "NetStream.Play.Failed",
+                &format!("{}: {}", req.name, e),
+            );
+            return Step::Close(format!("play \"{}\": \"{}\": {}", req.name, path, e));
+        }
+    };
+    let enhanced = s.info.caps.receives_video(*b"hvc1");
+    file.set_enhanced(enhanced);
+    let start = if req.start.is_finite() && req.start > 0.0 {
+        req.start.min(u32::MAX as f64) as u32
+    } else {
+        0
+    };
+    let base_ts = match file.seek(&mut src, start) {
+        Ok(ts) => ts,
+        Err(e) => {
+            s.send_status(
+                req.stream_id,
+                "error",
+                "NetStream.Play.Failed",
+                &format!("{}: {}", req.name, e),
+            );
+            return Step::Close(format!("play \"{}\": \"{}\": seek: {}", req.name, path, e));
+        }
+    };
+    log_info!(
+        s.log,
+        "rtmp: play: \"{}\" from \"{}\" at {} ms{}",
+        req.name,
+        path,
+        base_ts,
+        if enhanced { " (Enhanced RTMP)" } else { "" }
+    );
+    s.send_user_control(UserControl::StreamBegin(req.stream_id));
+    s.send_status(
+        req.stream_id,
+        "status",
+        "NetStream.Play.Reset",
+        &format!("Playing and resetting {}.", req.name),
+    );
+    s.send_status(
+        req.stream_id,
+        "status",
+        "NetStream.Play.Start",
+        &format!("Started playing {}.", req.name),
+    );
+    s.send_user_control(UserControl::StreamIsRecorded(req.stream_id));
+    s.send(
+        csid::DATA,
+        &RawMessage::new(
+            msg_type::AMF0_DATA,
+            req.stream_id,
+            0,
+            command::sample_access(),
+        ),
+    );
+    let vod = Vod {
+        peer: s.peer.clone(),
+        log: s.log,
+        stream_id: req.stream_id,
+        name: req.name.clone(),
+        src,
+        file,
+        enhanced,
+        base_ts,
+        epoch_ms: now_ms(),
+        next: None,
+        paused: false,
+        paused_at: 0,
+        done: false,
+        max_queued: (s.srv().out_queue() / 2).clamp(8, 512),
+        sent_bytes: 0,
+    };
+    vod.send_data(base_ts, vod.file.metadata());
+    vod.send_headers(base_ts);
+    let vod = Rc::new(RefCell::new(vod));
+    let timer = pump_timer(Rc::downgrade(&vod));
+    let first = vod.borrow_mut().pump();
+    if let Again::After(ms) = first {
+        timer.arm(ms);
+    }
+    with_ctx(s, |c| {
+        c.plays.push(Running {
+            stream_id: req.stream_id,
+            vod,
+            timer,
+        })
+    });
+    Step::Stop
+}
+
+fn pump_timer(vod: Weak<RefCell<Vod>>) -> Timer {
+    Timer::new(move || {
+        let Some(vod) = vod.upgrade() else {
+            return Again::Stop;
+        };
+        let Ok(mut v) = vod.try_borrow_mut() else {
+            return Again::After(QUEUE_WAIT_MS);
+        };
+        v.pump()
+    })
+}
+
+/// No later module took a play whose name no entry had: refused as the C module does.
+pub fn play_unhandled(s: &mut Session, req: &PlayReq) -> Step {
+    let Some(c) = s.ext.get_mut::<PlayCtx>() else {
+        return Step::Continue;
+    };
+    let Some(i) = c.missed.iter().position(|(id, _)| *id == req.stream_id) else {
+        return Step::Continue;
+    };
+    let (_, why) = c.missed.swap_remove(i);
+    s.send_status(
+        req.stream_id,
+        "error",
+        "NetStream.Play.StreamNotFound",
+        &why,
+    );
+    Step::Close(format!(
+        "play \"{}\": not found in any \"play\" entry",
+        req.name
+    ))
+}
+
+fn with_vod<R>(
+    s: &mut Session,
+    stream_id: u32,
+    f: impl FnOnce(&mut Vod, &Timer) -> R,
+) -> Option<R> {
+    let c = s.ext.get_mut::<PlayCtx>()?;
+    let r = c.plays.iter().find(|r| r.stream_id == stream_id)?;
+    let mut v = r.vod.try_borrow_mut().ok()?;
+    Some(f(&mut v, &r.timer))
+}
+
+fn arm(timer: &Timer, again: Again) {
+    if let Again::After(ms) = again {
+        timer.arm(ms);
+    }
+}
+
+pub fn seek(s: &mut Session, stream_id: u32, position_ms: f64) -> Step {
+    let ms = if position_ms.is_finite() && position_ms > 0.0 {
+        position_ms.min(u32::MAX as f64) as u32
+    } else {
+        0
+    };
+    let handled = with_vod(s, stream_id, |v, timer| {
+        v.send_control(UserControl::StreamEof(v.stream_id));
+        match v.file.seek(&mut v.src, ms) {
+            Ok(ts) => {
+                log_info!(
+                    v.log,
+                    "rtmp: play: \"{}\" seek to {} ms: at {} ms",
+                    v.name,
+                    ms,
+                    ts
+                );
+                v.restart_at(ts);
+                v.next = None;
+                v.paused_at = ts;
+                v.done = false;
+                v.send_control(UserControl::StreamBegin(v.stream_id));
+                v.peer.send_status(
+                    v.stream_id,
+                    "status",
+                    "NetStream.Seek.Notify",
+                    &format!("Seeking {} (stream ID {}).", ts, v.stream_id),
+                );
+                v.peer.send_status(
+                    v.stream_id,
+                    "status",
+                    "NetStream.Play.Start",
+                    &format!("Started playing {}.", v.name),
+                );
+                v.send_headers(ts);
+                if v.paused {
+                    // One picture while paused, so the player shows where it is (the C module
+                    // sends nothing and players jump back: nginx-rtmp-module #600).
+                    v.send_until_keyframe();
+                } else {
+                    arm(timer, v.pump());
+                }
+            }
+            Err(e) => v.fail(&e),
+        }
+    });
+    if handled.is_some() {
+        Step::Stop
+    } else {
+        Step::Continue
+    }
+}
+
+pub fn pause(s: &mut Session, stream_id: u32, paused: bool) -> Step {
+    let handled = with_vod(s, stream_id, |v, timer| {
+        if paused {
+            if !v.paused {
+                v.paused_at = v.position();
+            }
+            v.paused = true;
+            v.peer.send_status(
+                v.stream_id,
+                "status",
+                "NetStream.Pause.Notify",
+                "Paused video on demand",
+            );
+        } else {
+            if v.paused {
+                v.paused = false;
+                v.restart_at(v.paused_at);
+            }
+            v.peer.send_status(
+                v.stream_id,
+                "status",
+                "NetStream.Unpause.Notify",
+                "Unpaused video on demand",
+            );
+            arm(timer, v.pump());
+        }
+    });
+    if handled.is_some() {
+        Step::Stop
+    } else {
+        Step::Continue
+    }
+}
+
+pub fn close_stream(s: &mut Session, stream_id: u32) -> Step {
+    let name = with_vod(s, stream_id, |v, _| {
+        if !v.done {
+            v.send_control(UserControl::StreamEof(v.stream_id));
+            v.peer.send_status(
+                v.stream_id,
+                "status",
+                "NetStream.Play.Stop",
+                "Stop video on demand",
+            );
+        }
+        v.name.clone()
+    });
+    if stop(s, stream_id) {
+        log_info!(s.log, "rtmp: play: \"{}\" closed", name.unwrap_or_default());
+    }
+    Step::Continue
+}
+
+pub fn disconnect(s: &mut Session) {
+    s.ext.remove::<PlayCtx>();
+}
+
+impl Vod {
+    fn send_control(&self, uc: UserControl) {
+        self.peer.push(encode(
+            csid::PROTOCOL,
+            &Control::UserControl(uc).to_message(),
+            self.peer.chunk_size.get(),
+        ));
+    }
+
+    fn send_data(&self, ts: u32, payload: Bytes) {
+        let msg = RawMessage::new(msg_type::AMF0_DATA, self.stream_id, ts, payload);
+        self.peer
+            .push(encode(csid::DATA, &msg, self.peer.chunk_size.get()));
+    }
+
+    /// onMetaData's codec headers, stamped at the play position.
+    fn send_headers(&self, ts: u32) {
+        for h in self.file.headers(self.enhanced) {
+            self.send_tag(&VodTag { ts, ..h }, false);
+        }
+    }
+
+    fn send_tag(&self, t: &VodTag, media: bool) -> usize {
+        let cs = match t.kind {
+            TagKind::Audio => csid::AUDIO,
+            TagKind::Video => csid::VIDEO,
+            TagKind::Script => csid::DATA,
+        };
+        let msg = RawMessage::new(t.kind.msg_type(), self.stream_id, t.ts, t.data.clone());
+        let b = encode(cs, &msg, self.peer.chunk_size.get());
+        let n = b.len();
+        if media {
+            self.peer.push_media(b);
+        } else {
+            self.peer.push(b);
+        }
+        n
+    }
+
+    /// Real time restarts at media time `ts`.
+    fn restart_at(&mut self, ts: u32) {
+        self.base_ts = ts;
+        self.epoch_ms = now_ms();
+    }
+
+    /// Where the player's clock is (media time).
+    fn position(&self) -> u32 {
+        let elapsed = now_ms().saturating_sub(self.epoch_ms).min(u32::MAX as u64) as u32;
+        self.base_ts.saturating_add(elapsed)
+    }
+
+    /// Sends what is due (real time plus the lead); says when to look again.
+    fn pump(&mut self) -> Again {
+        if self.paused || self.done {
+            return Again::Stop;
+        }
+        for _ in 0..BURST {
+            if self.peer.is_closed() {
+                return Again::Stop;
+            }
+            if self.peer.queued() >= self.max_queued {
+                return Again::After(QUEUE_WAIT_MS);
+            }
+            let tag = match self.next.take() {
+                Some(t) => t,
+                None => match self.file.next(&mut self.src) {
+                    Ok(Some(t)) => t,
+                    Ok(None) => {
+                        self.complete();
+                        return Again::Stop;
+                    }
+                    Err(VodError::Pending) => return Again::After(100),
+                    Err(e) => {
+                        self.fail(&e);
+                        return Again::Stop;
+                    }
+                },
+            };
+            let due = self.position().saturating_add(LEAD_MS);
+            if tag.ts > due {
+                let wait = u64::from(tag.ts - due);
+                self.next = Some(tag);
+                return Again::After(wait.clamp(10, 500));
+            }
+            if tag.kind == TagKind::Script {
+                // As the C module: cue points and other script tags of the file are not sent.
+                continue;
+            }
+            self.sent_bytes += self.send_tag(&tag, true) as u64;
+        }
+        Again::After(1)
+    }
+
+    /// While paused after a seek: the frames up to the first video keyframe.
+    fn send_until_keyframe(&mut self) {
+        for _ in 0..BURST {
+            match self.file.next(&mut self.src) {
+                Ok(Some(t)) if t.kind == TagKind::Script => {}
+                Ok(Some(t)) => {
+                    self.send_tag(&t, false);
+                    if t.kind == TagKind::Video && t.key {
+                        break;
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.next = None;
+    }
+
+    /// The end of the file: as the C module, StreamEOF, onPlayStatus Play.Complete, Play.Stop.
+    fn complete(&mut self) {
+        self.done = true;
+        if self.file.truncated() {
+            log_info!(
+                self.log,
+                "rtmp: play: \"{}\": file truncated, play ended early",
+                self.name
+            );
+            self.peer.send_status(
+                self.stream_id,
+                "error",
+                "NetStream.Play.Failed",
+                &format!("{}: file truncated", self.name),
+            );
+        } else {
+            log_info!(self.log, "rtmp: play: \"{}\" complete", self.name);
+        }
+        self.send_control(UserControl::StreamEof(self.stream_id));
+        let duration = self.file.duration_ms().unwrap_or(0) as f64 / 1000.0;
+        self.send_data(
+            0,
+            play_status("NetStream.Play.Complete", duration, self.sent_bytes as f64),
+        );
+        self.peer.send_status(
+            self.stream_id,
+            "status",
+            "NetStream.Play.Stop",
+            &format!("Stopped playing {}.", self.name),
+        );
+    }
+
+    /// A read error or a bad frame mid-play: that player gets an error status and the end.
+    fn fail(&mut self, e: &VodError) {
+        self.done = true;
+        log_info!(self.log, "rtmp: play: \"{}\": {}", self.name, e);
+        self.peer.send_status(
+            self.stream_id,
+            "error",
+            "NetStream.Play.Failed",
+            &format!("{}: {}", self.name, e),
+        );
+        self.send_control(UserControl::StreamEof(self.stream_id));
+        self.peer.send_status(
+            self.stream_id,
+            "status",
+            "NetStream.Play.Stop",
+            &format!("Stopped playing {}.", self.name),
+        );
+    }
+}
+
+/// `onPlayStatus({code, level, duration, bytes})` as a data message.
+fn play_status(code: &str, duration: f64, bytes: f64) -> Bytes {
+    let mut out = BytesMut::new();
+    amf0::encode_all(
+        &[
+            Amf0Value::string("onPlayStatus"),
+            Amf0Value::Object(vec![
+                ("code".into(), Amf0Value::string(code)),
+                ("level".into(), Amf0Value::string("status")),
+                ("duration".into(), Amf0Value::Number(duration)),
+                ("bytes".into(), Amf0Value::Number(bytes)),
+            ]),
+        ],
+        &mut out,
+    );
+    out.freeze()
+}
