@@ -43,19 +43,6 @@ pub fn link_path(pid: u64, srv: usize) -> String {
     format!("{}/ngx-rtmp-rs.{pid}.{srv}.sock", dir.trim_end_matches('/'))
 }
 
-/// Whether other workers may publish streams: links are only needed then.
-pub fn several_workers() -> bool {
-    // SAFETY: the core module's conf of the running cycle is an ngx_core_conf_t.
-    unsafe {
-        let cycle = nginx_sys::ngx_cycle;
-        if cycle.is_null() || (*cycle).conf_ctx.is_null() {
-            return false;
-        }
-        let ccf = *(*cycle).conf_ctx.add(nginx_sys::ngx_core_module.index) as *const nginx_sys::ngx_core_conf_t;
-        !ccf.is_null() && (*ccf).worker_processes > 1
-    }
-}
-
 pub fn pid() -> u64 {
     std::process::id() as u64
 }
@@ -63,10 +50,9 @@ pub fn pid() -> u64 {
 pub struct WorkersModule;
 
 impl WorkerHooks for WorkersModule {
+    // Even with one worker: after a reload, the old worker serves its publishers until they
+    // leave, and the new one pulls from it.
     fn init() {
-        if !several_workers() {
-            return;
-        }
         for (i, srv) in running_servers().into_iter().enumerate() {
             let path = link_path(pid(), i);
             if let Err(e) = listen::listen_unix_now(&path, srv, listen::on_accept::<LinkStarter>) {
@@ -75,9 +61,6 @@ impl WorkerHooks for WorkersModule {
         }
     }
     fn exit() {
-        if !several_workers() {
-            return;
-        }
         for i in 0..running_servers().len() {
             let _ = std::fs::remove_file(link_path(pid(), i));
         }

@@ -8,7 +8,6 @@ use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::core::hooks::{PlayReq, PublishReq, Step};
-use crate::core::link::several_workers;
 use crate::core::peer::Peer;
 use crate::core::session::Session;
 use crate::log_info;
@@ -70,7 +69,7 @@ fn entry_of(s: &Session, name: &str) -> Option<Entry> {
 
 /// A publish of a stream another worker publishes is refused as a duplicate would be here.
 pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
-    if !several_workers() || s.relay.is_some() {
+    if s.relay.is_some() {
         return Step::Continue;
     }
     let Some(e) = entry_of(s, &req.name) else { return Step::Continue };
@@ -84,7 +83,7 @@ pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
 /// After live accepted a publish: it enters the directory, and its pushes start.
 pub fn published(s: &mut Session, req: &PublishReq) -> Step {
     let Some(app) = s.app_ctx else { return Step::Continue };
-    if several_workers() {
+    {
         if let Some(e) = entry_of(s, &req.name) {
             directory::add(s.srv_ctx, e.clone());
             if let Some(st) = started(s) {
@@ -179,7 +178,7 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
             }
         }
     } else {
-        let worker = several_workers().then(|| spec(s, Role::Pull, &req.name, Source::Worker)).flatten();
+        let worker = spec(s, Role::Pull, &req.name, Source::Worker);
         let elsewhere = worker.as_ref().is_some_and(Spec::on_other_worker);
         let target = conf.pulls.iter().find(|t| !t.is_static && t.matches(&req.name));
         match (elsewhere, target) {

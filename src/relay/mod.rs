@@ -49,7 +49,7 @@ pub struct Pull {
 pub struct RelayMainConf {
     /// Pulls of this worker by (application, local stream name): one per stream.
     pulls: RefCell<HashMap<(usize, String), Pull>>,
-    /// Who publishes what, for all workers (with more than one worker).
+    /// Who publishes what, for all workers (and those of the previous configuration).
     directory: Option<SlotZone>,
 }
 
@@ -80,14 +80,12 @@ impl RtmpModule for RelayModule {
             h.media.push(outgoing::media);
             h.disconnect.push(outgoing::disconnect);
         }
+        // Room for the workers of two configurations (a reload: the old ones serve their
+        // publishers until they leave, and the new ones pull from them).
         let workers = cf.worker_processes().unwrap_or(0).max(crate::ngx::ncpu()).clamp(1, 256);
-        if workers > 1 {
-            // Room for the workers of two configurations (a reload: the old ones serve their
-            // publishers until they leave, and the new ones pull from them).
-            let slots = 2 * workers + 2;
-            let zone = SlotZone::declare_shared(cf, c"ngx_rtmp_rs_streams", slots, directory::SLOT_SIZE, Self::module())?;
-            crate::ngx::block::current_ctx(cf).main_mut::<RelayModule>(cf).directory = Some(zone);
-        }
+        let slots = 2 * workers + 2;
+        let zone = SlotZone::declare_shared(cf, c"ngx_rtmp_rs_streams", slots, directory::SLOT_SIZE, Self::module())?;
+        crate::ngx::block::current_ctx(cf).main_mut::<RelayModule>(cf).directory = Some(zone);
         Ok(())
     }
 }
