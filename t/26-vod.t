@@ -1,0 +1,542 @@
+# VOD: `play DIR ...` serves FLV and MP4 files (FFmpeg, rtmpdump, our client and a raw RTMP client
+# of this file that reads every message): all frames, onMetaData with a duration, start and seek to
+# the keyframe at or before, pause/resume, the C module's statuses, HEVC as Enhanced RTMP to players
+# that announced it, hostile files, names that try to leave the play directories, and the fall
+# through to live of a real config (`play /dir;` beside `live on`).
+use lib 't/lib';
+use Test::Nginx::Rtmp;
+use File::Copy ();
+use File::Path ();
+
+# ---------------------------------------------------------------------------------------------
+# Test files
+
+# The files of the tests in $dir (under the prefix): test.flv, test.mp4 (faststart), late.mp4 (moov
+# at the end), hevc.mp4 (when FFmpeg can make it).
+sub make_files {
+    my $dir = "$ENV{TEST_NGINX_PREFIX}/" . shift;
+    File::Path::make_path($dir);
+    File::Copy::copy(media(), "$dir/test.flv") or die "copy: $!";
+    for (['test.mp4', '-movflags', '+faststart'], ['late.mp4']) {
+        my ($name, @opt) = @$_;
+        my ($code, undef, $err) = Test::Nginx::Rtmp::run_cmd(
+            ['ffmpeg', '-v', 'error', '-y', '-i', "$dir/test.flv", '-c', 'copy', @opt, "$dir/$name"], timeout => 30);
+        die "ffmpeg $name: $err" if $code;
+    }
+    return $dir;
+}
+
+sub make_hevc_mp4 {
+    my $dir = "$ENV{TEST_NGINX_PREFIX}/" . shift;
+    File::Path::make_path($dir);
+    my $raw = repo_root() . '/target/media/test.hevc';
+    hevc_flv('enhanced') unless -s $raw;
+    my ($code, undef, $err) = Test::Nginx::Rtmp::run_cmd(
+        ['ffmpeg', '-v', 'error', '-y', '-r', '25', '-f', 'hevc', '-i', $raw, '-c', 'copy', '-tag:v', 'hvc1',
+         '-movflags', '+faststart', "$dir/hevc.mp4"], timeout => 30);
+    return $code ? undef : "$dir/hevc.mp4";
+}
+
+# Frames ffprobe counts in a file: (video, audio).
+sub file_frames {
+    my ($code, $out) = Test::Nginx::Rtmp::run_cmd(
+        ['ffprobe', '-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,nb_read_frames',
+         '-of', 'csv=p=0', shift], timeout => 30);
+    my %n;
+    for (split /\n/, $out) { $n{$1} = $2 if /^(\w+),(\d+)/ }
+    return ($n{video} // 0, $n{audio} // 0);
+}
+
+# ---------------------------------------------------------------------------------------------
+# A raw RTMP player that reads messages (chunk headers of every format, Set Chunk Size).
+
+sub raw_player {
+    my ($port, $app, %opt) = @_;
+    my $s = rtmp_connect_raw($port) or return;
+    rtmp_handshake($s) or return;
+    my @props = (app => amf_str($app), flashVer => amf_str('LNX 9,0,124,2'),
+                 tcUrl => amf_str("rtmp://127.0.0.1:$port/$app"));
+    push @props, fourCcList => "\x0a\x00\x00\x00\x01" . amf_str('hvc1') if $opt{hvc1};
+    send_bytes($s, rtmp_chunk(3, 20, 0, amf_cmd('connect', 1, amf_obj(@props)))) or return;
+    my $r = { sock => $s, buf => '', csize => 128, cs => {}, msgs => [] };
+    wait_msg($r, sub { status_of($_[0]) =~ /Connect\.Success/ }, 5) or return;
+    send_bytes($s, rtmp_chunk(3, 20, 0, amf_cmd('createStream', 2, amf_null()))) or return;
+    my $res = wait_msg($r, sub { $_[0]{type} == 20 && $_[0]{data} =~ /^\x02\x00\x07_result/ }, 5) or return;
+    $r->{msid} = unpack('d>', substr($res->{data}, -8));
+    return $r;
+}
+
+sub raw_cmd {
+    my ($r, $name, @args) = @_;
+    send_bytes($r->{sock}, rtmp_chunk(8, 20, $r->{msid}, amf_cmd($name, 0, amf_null(), @args)));
+}
+
+sub raw_play { my ($r, $name, $start) = @_; raw_cmd($r, 'play', amf_str($name), amf_num($start // -2)) }
+
+# The next message (hashref type, msid, ts, data), or undef after $secs seconds or at EOF.
+sub next_msg {
+    my ($r, $secs) = @_;
+    my $deadline = Time::HiRes::time() + ($secs // 5);
+    while (1) {
+        my $m = parse_msg($r);
+        return $m if $m;
+        return undef if $r->{eof};
+        my $left = $deadline - Time::HiRes::time();
+        return undef if $left <= 0;
+        my $sel = IO::Select->new($r->{sock});
+        next unless $sel->can_read($left);
+        my $n = sysread($r->{sock}, $r->{buf}, 65536, length $r->{buf});
+        $r->{eof} = 1 unless $n;
+    }
+}
+
+sub parse_msg {
+    my $r = shift;
+    while (1) {
+        my $b = $r->{buf};
+        my $p = 0;
+        return undef if length $b < 1;
+        my $b0 = ord substr($b, $p++, 1);
+        my ($fmt, $csid) = ($b0 >> 6, $b0 & 0x3f);
+        if ($csid == 0) { return undef if length $b < 2; $csid = 64 + ord substr($b, $p++, 1) }
+        elsif ($csid == 1) { return undef if length $b < 3; $csid = 64 + unpack('v', substr($b, $p, 2)); $p += 2 }
+        my $c = $r->{cs}{$csid} //= { ts => 0, len => 0, type => 0, msid => 0, delta => 0, part => undef };
+        my $hl = [11, 7, 3, 0]->[$fmt];
+        return undef if length $b < $p + $hl;
+        my $h = substr($b, $p, $hl);
+        $p += $hl;
+        my $tsf = $fmt < 3 ? unpack('N', "\0" . substr($h, 0, 3)) : undef;
+        if ($fmt < 3 && $tsf == 0xffffff) { return undef if length $b < $p + 4; $tsf = unpack('N', substr($b, $p, 4)); $p += 4 }
+        if ($fmt <= 1) { $c->{len} = unpack('N', "\0" . substr($h, 3, 3)); $c->{type} = ord substr($h, 6, 1) }
+        $c->{msid} = unpack('V', substr($h, 7, 4)) if $fmt == 0;
+        my $new = !defined $c->{part};
+        my $ts = $c->{ts};
+        if ($new) {
+            if ($fmt == 0) { $ts = $tsf; $c->{delta} = 0 }
+            elsif ($fmt < 3) { $c->{delta} = $tsf; $ts += $tsf }
+            else { $ts += $c->{delta} }
+        }
+        my $have = $new ? 0 : length $c->{part};
+        my $take = $c->{len} - $have;
+        $take = $r->{csize} if $take > $r->{csize};
+        return undef if length $b < $p + $take;
+        $c->{ts} = $ts;
+        $c->{part} = ($new ? '' : $c->{part}) . substr($b, $p, $take);
+        substr($r->{buf}, 0, $p + $take) = '';
+        next if length $c->{part} < $c->{len};
+        my $m = { type => $c->{type}, msid => $c->{msid}, ts => $c->{ts}, data => $c->{part} };
+        $c->{part} = undef;
+        $r->{csize} = unpack('N', $m->{data}) & 0x7fffffff if $m->{type} == 1;
+        push @{ $r->{msgs} }, $m;
+        return $m;
+    }
+}
+
+# Reads messages until $want->($msg) is true; returns that message (undef on timeout or EOF).
+sub wait_msg {
+    my ($r, $want, $secs) = @_;
+    my $deadline = Time::HiRes::time() + ($secs // 5);
+    while ((my $left = $deadline - Time::HiRes::time()) > 0) {
+        my $m = next_msg($r, $left) // return undef;
+        return $m if $want->($m);
+    }
+    return undef;
+}
+
+# The status code of an onStatus / onPlayStatus message, '' for anything else.
+sub status_of {
+    my $m = shift;
+    return '' unless $m->{type} == 20 || $m->{type} == 18;
+    return '' unless $m->{data} =~ /\x00\x04code\x02(..)/s;
+    return substr($m->{data}, $+[0], unpack('n', $1));
+}
+
+sub level_of { my $m = shift; $m->{data} =~ /level\x02\x00.(error|status|warning)/s ? $1 : '' }
+
+# A video message that is a frame (not a sequence header): legacy AVC/HEVC NALUs or Enhanced
+# RTMP coded frames.
+sub is_frame {
+    my $m = shift;
+    return 0 unless $m->{type} == 9 && length $m->{data} > 2;
+    my $b0 = ord $m->{data};
+    return (($b0 & 0x0f) == 1 || ($b0 & 0x0f) == 3) if $b0 & 0x80;
+    return ord(substr($m->{data}, 1, 1)) == 1;
+}
+
+sub is_key { (ord($_[0]{data}) >> 4 & 7) == 1 }
+
+# The onMetaData number $key of a data message.
+sub meta_num {
+    my ($m, $key) = @_;
+    return undef unless $m->{data} =~ /\x00\Q${\ chr length $key}$key\E\x00(.{8})/s;
+    return unpack('d>', $1);
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: FFmpeg plays FLV and MP4 (name, name.flv, mp4:name.mp4, name.mp4, moov at the end) from the second of two play directories, every frame
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play vod1 vod2;
+    }
+}
+--- timeout: 120
+--- run
+File::Path::make_path("$TEST_NGINX_PREFIX/vod1");
+my $dir = make_files('vod2');
+my ($fv, $fa) = file_frames("$dir/test.flv");
+my ($mv, $ma) = file_frames("$dir/test.mp4");
+cmp_ok($fv, '>=', 240, "the FLV has $fv video and $fa audio frames");
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/vod";
+my %jobs;
+for my $name ('test', 'test.flv', 'mp4:test.mp4', 'test.mp4', 'mp4:late') {
+    $jobs{$name} = in_background(sub { count_frames("$base/$name", 15) });
+}
+for my $name (sort keys %jobs) {
+    my ($v, $a, $err) = result_of($jobs{$name}, 40);
+    my ($wv, $wa) = $name =~ /mp4/ ? ($mv, $ma) : ($fv, $fa);
+    cmp_ok($v, '>=', $wv - 2, "$name: $v of the file's $wv video frames");
+    cmp_ok($v, '<=', $wv, "$name: no video frame twice");
+    cmp_ok($a, '>=', $wa - 3, "$name: $a of the file's $wa audio frames");
+    unlike($err, qr/error|invalid/i, "$name: FFmpeg decoded without errors") or diag($err);
+}
+my @lines = log_lines(qr/rtmp: play: "[^"]+" from /);
+like($lines[0] // '', qr{from "\Q$TEST_NGINX_PREFIX\E/vod2/test\.(flv|mp4)"}, 'the file was found in the second directory');
+is(scalar(log_lines(qr/rtmp: play: "[^"]+" complete/)), 5, 'five plays ran to the end');
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: the C module's messages in order, onMetaData with the duration, pacing at real time plus a lead, the end (StreamEOF, onPlayStatus Play.Complete, Play.Stop)
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play vod;
+    }
+}
+--- run
+make_files('vod');
+for my $name ('test', 'mp4:test') {
+    my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+    my $t0 = Time::HiRes::time();
+    raw_play($r, $name);
+    my $first = wait_msg($r, sub { $_[0]{type} == 9 }, 5);
+    ok($first, "$name: video arrives");
+    my @codes = grep { /^NetStream/ } map { status_of($_) } @{ $r->{msgs} };
+    is(join(' ', @codes[0 .. 1]), 'NetStream.Play.Reset NetStream.Play.Start', "$name: Play.Reset then Play.Start");
+    my ($uc) = grep { $_->{type} == 4 } @{ $r->{msgs} };
+    ok($uc && unpack('n', $uc->{data}) == 0, "$name: StreamBegin first");
+    ok((grep { $_->{type} == 4 && unpack('n', $_->{data}) == 4 } @{ $r->{msgs} }), "$name: StreamIsRecorded");
+    ok((grep { $_->{type} == 18 && $_->{data} =~ /RtmpSampleAccess/ } @{ $r->{msgs} }), "$name: |RtmpSampleAccess");
+    my ($meta) = grep { $_->{type} == 18 && $_->{data} =~ /onMetaData/ } @{ $r->{msgs} };
+    ok($meta, "$name: onMetaData before the media");
+    my $dur = $meta ? meta_num($meta, 'duration') : undef;
+    ok(defined $dur && abs($dur - 10.08) < 0.2, "$name: onMetaData duration " . ($dur // 'none') . ' s');
+    ok(!is_frame($first), "$name: the first video message is the sequence header");
+    my $end = wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 20);
+    my $took = Time::HiRes::time() - $t0;
+    ok($end, "$name: Play.Stop at the end");
+    cmp_ok($took, '>=', 8, "$name: paced at real time (took ${\ sprintf '%.1f', $took} s for 10 s with a 1 s lead)");
+    cmp_ok($took, '<=', 11.5, "$name: not slower than real time");
+    my @tail = map { status_of($_) || ($_->{type} == 4 ? 'uc' . unpack('n', $_->{data}) : ()) } @{ $r->{msgs} }[-3 .. -1];
+    is(join(' ', @tail), 'uc1 NetStream.Play.Complete NetStream.Play.Stop', "$name: StreamEOF, onPlayStatus Play.Complete, Play.Stop");
+    my @media = grep { is_frame($_) } @{ $r->{msgs} };
+    my @ts = map { $_->{ts} } @media;
+    ok(!grep({ $ts[$_] < $ts[$_ - 1] } 1 .. $#ts), "$name: video timestamps never go back");
+    ok(!is_closed($r->{sock}, 1), "$name: the connection stays open after the end");
+}
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: start and seek land on the keyframe at or before the target, timestamps go on from there; rtmpdump --start
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play vod;
+    }
+}
+--- run
+make_files('vod');
+for my $name ('test', 'mp4:test') {
+    my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+    raw_play($r, $name, 4500);
+    my $f = wait_msg($r, \&is_frame, 5);
+    ok($f && is_key($f), "$name: play from 4.5 s starts with a keyframe");
+    is($f && $f->{ts}, 4000, "$name: at 4000 ms, the keyframe before 4.5 s (the C module jumps to the next one)");
+    wait_msg($r, sub { 0 }, 1);
+    raw_cmd($r, 'seek', amf_num(2100));
+    my $n = wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Seek.Notify' }, 5);
+    ok($n, "$name: seek answers NetStream.Seek.Notify");
+    my $st = wait_msg($r, sub { status_of($_[0]) }, 5);
+    is(status_of($st // {}), 'NetStream.Play.Start', "$name: then Play.Start");
+    my $hdr = wait_msg($r, sub { $_[0]{type} == 9 }, 5);
+    ok($hdr && !is_frame($hdr), "$name: the sequence header again after the seek");
+    $f = wait_msg($r, \&is_frame, 5);
+    ok($f && is_key($f), "$name: after the seek, a keyframe first");
+    is($f && $f->{ts}, 2000, "$name: seek to 2.1 s lands at 2000 ms");
+    raw_cmd($r, 'seek', amf_num(0));
+    wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Seek.Notify' }, 5);
+    $f = wait_msg($r, \&is_frame, 5);
+    ok($f && $f->{ts} <= 100, "$name: seek to 0 restarts at the first frame (" . ($f ? $f->{ts} : 'none') . ' ms)');
+}
+my $out = "$TEST_NGINX_PREFIX/dump.flv";
+my ($code, undef, $err) = Test::Nginx::Rtmp::run_cmd(
+    ['rtmpdump', '-q', '-r', "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/vod/test", '--start', '6.5', '--timeout', '5',
+     '-o', $out], timeout => 20);
+my @v = grep { $_->[0] == 9 } flv_tags($out);
+my ($frame) = grep { ord(substr($_->[2], 1, 1)) == 1 } @v;
+ok($frame, "rtmpdump --start 6.5 got video (exit $code)") or diag($err);
+ok($frame && (ord($frame->[2]) >> 4) == 1, 'its first frame is a keyframe');
+# librtmp adds its --start to every timestamp it writes.
+my $at = $frame ? $frame->[1] - 6500 : -1;
+cmp_ok($at, '<=', 6500, "at $at ms: at or before 6.5 s");
+cmp_ok($at, '>=', 6000, 'at the keyframe of 6 s');
+my $frames = grep { ord(substr($_->[2], 1, 1)) == 1 } @v;
+cmp_ok($frames, '>=', 95, "rtmpdump got the rest of the file ($frames video frames from 6 s)");
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: pause stops sending (Pause.Notify), unpause resumes where it paused (Unpause.Notify); closeStream stops the play
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play vod;
+    }
+}
+--- run
+make_files('vod');
+my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+raw_play($r, 'test');
+wait_msg($r, sub { 0 }, 2);
+raw_cmd($r, 'pause', amf_bool(1), amf_num(2000));
+ok(wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Pause.Notify' }, 5), 'Pause.Notify');
+my $last = (grep { is_frame($_) } @{ $r->{msgs} })[-1];
+my $n0 = @{ $r->{msgs} };
+wait_msg($r, sub { 0 }, 2.5);
+my @during = grep { $_->{type} == 8 || $_->{type} == 9 } @{ $r->{msgs} }[$n0 .. $#{ $r->{msgs} }];
+is(scalar @during, 0, 'no media while paused');
+raw_cmd($r, 'pause', amf_bool(0), amf_num(2000));
+ok(wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Unpause.Notify' }, 5), 'Unpause.Notify');
+my $f = wait_msg($r, \&is_frame, 5);
+ok($f, 'media again after unpause');
+is($f && $f->{ts}, $last->{ts} + 40, 'the next frame after the last one sent before the pause');
+my $end = wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 15);
+ok($end, 'the play still ends');
+my $frames = grep { is_frame($_) } @{ $r->{msgs} };
+cmp_ok($frames, '>=', 248, "every video frame in all ($frames)");
+
+my $r2 = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+raw_play($r2, 'test');
+wait_msg($r2, \&is_frame, 5);
+raw_cmd($r2, 'closeStream');
+ok(wait_msg($r2, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 5), 'closeStream: Play.Stop');
+my $n1 = @{ $r2->{msgs} };
+wait_msg($r2, sub { 0 }, 2);
+is(scalar(grep { $_->{type} == 9 } @{ $r2->{msgs} }[$n1 .. $#{ $r2->{msgs} }]), 0, 'nothing after closeStream');
+ok(wait_log(qr/rtmp: play: "test" closed/, 1, 5), 'the play is closed');
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: HEVC in MP4: Enhanced RTMP (hvc1) to a player that announced it, legacy codec 12 to others
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play vod;
+    }
+}
+--- run
+my $mp4 = make_hevc_mp4('vod');
+SKIP: {
+    skip 'FFmpeg could not make an HEVC MP4', 6 unless $mp4;
+    for my $enh (1, 0) {
+        my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod', hvc1 => $enh) or BAIL_OUT("raw player: $@");
+        raw_play($r, 'mp4:hevc');
+        my $end = wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 20);
+        ok($end, ($enh ? 'hvc1' : 'legacy') . ': played to the end');
+        my @v = grep { $_->{type} == 9 } @{ $r->{msgs} };
+        my $what = $enh ? 'Enhanced RTMP hvc1' : 'legacy codec id 12';
+        my $good = grep { $enh ? ((ord($_->{data}) & 0x80) && substr($_->{data}, 1, 4) eq 'hvc1')
+                               : (!(ord($_->{data}) & 0x80) && (ord($_->{data}) & 0x0f) == 12) } @v;
+        is($good, scalar @v, "every video message is $what (" . scalar(@v) . ')');
+        cmp_ok(scalar(grep { is_frame($_) } @v), '>=', 20, 'with frames');
+    }
+}
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: hostile files (truncated, fragmented, garbage, empty): an error status to that player, an info line, the worker and other players unaffected
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play vod;
+    }
+}
+--- timeout: 90
+--- run
+my $dir = make_files('vod');
+my $pid = worker_pid();
+my $good = in_background(sub { count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/vod/test", 15) });
+my $data = Test::Nginx::Rtmp::slurp("$dir/late.mp4");
+my $write = sub { open my $fh, '>', "$dir/$_[0]" or die; binmode $fh; print $fh $_[1]; close $fh };
+$write->('nomoov.mp4', substr($data, 0, int(length($data) * 0.6)));
+$write->('garbage.flv', join('', map { chr int rand 256 } 1 .. 5000));
+$write->('empty.flv', '');
+$write->('zerobox.mp4', pack('N', 24) . 'ftypisom' . pack('N', 0) . 'isom' . 'mp41' . pack('N', 0) . 'moov' . ("\0" x 64));
+$write->('huge.mp4', pack('N', 24) . 'ftypisom' . pack('N', 0) . 'isom' . 'mp41' . pack('N', 0x7fffff00) . 'moov' . ("\0" x 64));
+Test::Nginx::Rtmp::run_cmd(['ffmpeg', '-v', 'error', '-y', '-i', "$dir/test.flv", '-c', 'copy', '-movflags',
+                            'frag_keyframe+empty_moov', "$dir/frag.mp4"], timeout => 30);
+my $fast = Test::Nginx::Rtmp::slurp("$dir/test.mp4");
+$write->('cut.mp4', substr($fast, 0, int(length($fast) * 0.5)));
+for my $name (qw(nomoov.mp4 garbage.flv empty mp4:zerobox mp4:huge frag.mp4)) {
+    my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+    raw_play($r, $name);
+    my $m = wait_msg($r, sub { level_of($_[0]) eq 'error' }, 5);
+    is($m && status_of($m), 'NetStream.Play.Failed', "$name: NetStream.Play.Failed");
+    ok(is_closed($r->{sock}, 5), "$name: that player is closed");
+    ok(!grep({ $_->{type} == 9 } @{ $r->{msgs} }), "$name: no video was sent");
+}
+like(join("\n", log_lines(qr/play "frag\.mp4"/)), qr/fragmented/, 'the log line says the MP4 is fragmented');
+like(join("\n", log_lines(qr/play "nomoov\.mp4"/)), qr/truncated|moov/, 'and that the other one is truncated');
+my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+raw_play($r, 'mp4:cut');
+my $f = wait_msg($r, sub { level_of($_[0]) eq 'error' }, 15);
+is($f && status_of($f), 'NetStream.Play.Failed', 'an MP4 cut in its media: Play.Failed where the data ends');
+like($f ? $f->{data} : '', qr/truncated/, 'saying the file is truncated');
+ok(wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 5), 'then Play.Stop');
+my ($v, $a, $err) = result_of($good, 40);
+cmp_ok($v, '>=', 248, "the player of a good file meanwhile got every frame ($v)");
+is(worker_pid(), $pid, 'the same worker throughout');
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: names never leave the play directories; a name found nowhere is StreamNotFound (then closed) in an application without live
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play vod;
+    }
+}
+--- run
+make_files('vod');
+File::Copy::copy(media(), "$TEST_NGINX_PREFIX/secret.flv");
+for my $name ('../secret', '../secret.flv', 'mp4:../vod/test', '/etc/passwd', "$TEST_NGINX_PREFIX/secret", 'nothere', 'mp4:nothere') {
+    my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+    raw_play($r, $name);
+    my $m = wait_msg($r, sub { level_of($_[0]) eq 'error' }, 5);
+    is($m && status_of($m), 'NetStream.Play.StreamNotFound', "\"$name\": StreamNotFound");
+    ok(is_closed($r->{sock}, 5), "\"$name\": closed");
+    ok(!grep({ $_->{type} == 9 } @{ $r->{msgs} }), "\"$name\": no media");
+}
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: a real config: play /dir beside live on in one application: files play, other names go to live
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live {
+        live on;
+        play $TEST_NGINX_PREFIX/videos;
+        play_temp_path /tmp;
+        play_local_path $TEST_NGINX_PREFIX/videos;
+    }
+}
+--- run
+make_files('videos');
+my $pub = rtmp_publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/cam", media(), loop => 1);
+ok(wait_log(qr/live: publish "cam"/, 1, 10), 'a live stream is published');
+my $live = play_stats("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/cam", 3);
+cmp_ok($live->{video}, '>=', 50, "the live stream plays through the same application ($live->{video} frames)");
+ok(log_lines(qr/live: play "cam"/), 'live took that play');
+my ($v) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test", 15);
+cmp_ok($v, '>=', 248, "a file of the play directory plays whole ($v frames)");
+stop($pub);
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: a bad play directive fails nginx -t with its line
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play ftp://example.com/x;
+    }
+}
+--- must_die: unsupported URL
+--- must_die_line: 4
+
+
+
+=== TEST 10: play with a bad URL, and play_temp_path twice
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play /tmp http://:80/x;
+    }
+}
+--- must_die: invalid URL
+--- must_die_line: 4
+
+
+
+=== TEST 11: play_local_path twice
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play_local_path /tmp;
+        play_local_path /var/tmp;
+    }
+}
+--- must_die: duplicate
+--- must_die_line: 5
+
+
+
+=== TEST 12: play http:// entries are not supported yet: a clear StreamNotFound, the next entry is still tried
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play http://127.0.0.1:1/vod vod;
+    }
+}
+--- run
+make_files('vod');
+my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+raw_play($r, 'test');
+ok(wait_msg($r, \&is_frame, 5), 'a local entry after an http:// one plays');
+$r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+raw_play($r, 'nothere');
+my $m = wait_msg($r, sub { level_of($_[0]) eq 'error' }, 5);
+is($m && status_of($m), 'NetStream.Play.StreamNotFound', 'a missing name: StreamNotFound');
+like($m ? $m->{data} : '', qr/not supported yet/, 'saying remote entries are not supported yet');
+ok(log_lines(qr/remote entries .* are not supported yet/), 'and an info line says so');
+--- no_error_log
+[error]
