@@ -15,6 +15,20 @@ sub bench {
 
 sub aux_count { my ($aux, $re) = @_; scalar grep { $_ =~ $re } split /\n/, aux_log($aux) }
 
+# A test CA and a server certificate for "localhost" signed by it, made once under target/t/tls
+# (the TLS RTMP listener of TEST 5 is an nginx stream{} proxy with that certificate).
+sub make_tls {
+    my $dir = repo_root() . '/target/t/tls';
+    return if -s "$dir/server.pem" && -s "$dir/ca.pem";
+    system('mkdir', '-p', $dir);
+    my $q = "2>/dev/null";
+    system("cd $dir && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 -subj /CN=ngx-rtmp-rs-test-ca $q") == 0
+        && system("cd $dir && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost $q") == 0
+        && system("cd $dir && printf 'subjectAltName=DNS:localhost\n' > ext.cnf && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 3650 -extfile ext.cnf $q") == 0
+        or die "openssl failed";
+}
+make_tls();
+
 run_tests();
 
 __DATA__
@@ -177,7 +191,43 @@ stop($pub);
 
 
 
-=== TEST 5: configuration errors name file:line
+=== TEST 5: rtmps:// push through a TLS listener (an nginx stream{} proxy): verified chain and host name with SNI; a wrong name is refused and retried; ssl_verify=off
+--- config
+rtmp_relay_ssl_trusted_certificate $TEST_NGINX_ROOT/target/t/tls/ca.pem;
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application src {
+        live on;
+        push_reconnect 500ms;
+        push rtmps://localhost:$TEST_NGINX_HTTP_PORT/target/good;
+        push rtmps://127.0.0.1:$TEST_NGINX_HTTP_PORT/target/badname;
+        push rtmps://127.0.0.1:$TEST_NGINX_HTTP_PORT/target/noverify ssl_verify=off;
+    }
+    application target { live on; }
+}
+--- run
+my $tls = "$TEST_NGINX_ROOT/target/t/tls";
+my $aux = aux_nginx('', port => $TEST_NGINX_HTTP_PORT, load => ['/usr/lib/nginx/modules/ngx_stream_module.so'],
+    main => "stream { log_format sni 'sni=\$ssl_server_name'; server { listen \$AUX_PORT ssl; ssl_certificate $tls/server.pem; ssl_certificate_key $tls/server.key; "
+          . "proxy_pass 127.0.0.1:$TEST_NGINX_RTMP_PORT; access_log logs/sni.log sni; } }");
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
+my $pub = publish("$base/src/cam", loop => 1, timeout => 60);
+ok(wait_published('cam'), 'publishing') or diag(publisher_log($pub));
+ok(wait_published('good'), 'the verified rtmps push publishes through the TLS proxy');
+ok(wait_published('noverify'), 'ssl_verify=off publishes too');
+my ($v, $a, $err) = count_frames("$base/target/good", 3);
+cmp_ok($v, '>=', 40, 'what went through TLS decodes') or diag($err);
+ok(wait_log(qr/tls: the server's certificate is not for "127\.0\.0\.1"/, 2), 'a certificate for another name is refused, again and again');
+is(count_lines(qr/live: publish "badname"/), 0, 'and nothing is published for it');
+stop($pub);
+aux_stop($aux);
+like(Test::Nginx::Rtmp::slurp("$aux->{prefix}/logs/sni.log"), qr/^sni=localhost$/m, 'SNI named the host');
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: configuration errors name file:line
 --- config
 server {
     listen $TEST_NGINX_RTMP_PORT;

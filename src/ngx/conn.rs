@@ -57,6 +57,10 @@ impl Conn {
     pub unsafe fn from_raw(c: *mut ngx_connection_t) -> Option<Self> {
         NonNull::new(c).map(Conn)
     }
+    /// The nginx connection, for the adapters of this folder.
+    pub(super) fn raw(self) -> *mut ngx_connection_t {
+        self.c()
+    }
     fn c(self) -> *mut ngx_connection_t {
         self.0.as_ptr()
     }
@@ -133,6 +137,11 @@ impl Conn {
 
     /// Reads up to `max` bytes into the spare capacity of `buf`.
     pub fn recv(self, buf: &mut BytesMut, max: usize) -> Recv {
+        match super::tls::state(self) {
+            Some(super::tls::Handshake::Failed) => return Recv::Error,
+            Some(super::tls::Handshake::Running) => return Recv::Again,
+            _ => {}
+        }
         buf.reserve(max);
         let spare = buf.spare_capacity_mut();
         let len = spare.len().min(max);
@@ -171,6 +180,24 @@ impl Conn {
         }
         if n == 0 {
             return Sent::Bytes(0);
+        }
+        // A TLS connection (rtmps relays) writes through nginx's SSL layer, once its handshake
+        // is done.
+        match super::tls::state(self) {
+            None => {}
+            Some(super::tls::Handshake::Running) => return Sent::Again,
+            Some(super::tls::Handshake::Failed) => return Sent::Error,
+            Some(super::tls::Handshake::Done) => {
+                return match super::tls::send(self, bufs) {
+                    Ok((0, true)) => Sent::Again,
+                    Ok((n, _)) => Sent::Bytes(n),
+                    Err(()) => {
+                        // SAFETY: live connection.
+                        unsafe { (*self.wev()).set_error(1) };
+                        Sent::Error
+                    }
+                };
+            }
         }
         loop {
             // SAFETY: iov[..n] is initialized and points into live Bytes; fd is the connection's
@@ -277,6 +304,7 @@ impl Conn {
 
     /// Closes the socket and frees the connection's pool. The handler state must be gone.
     fn close(self) {
+        super::tls::close(self);
         // SAFETY: called once, after the handler box was dropped.
         unsafe {
             let pool = (*self.c()).pool;

@@ -12,6 +12,7 @@ pub mod module;
 pub mod process;
 pub mod shm;
 pub mod timer;
+pub mod tls;
 pub mod upstream;
 
 pub use nginx_sys as sys;

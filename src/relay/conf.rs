@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use crate::ngx::conf::{merge, Conf, Directive, Msec};
 use crate::ngx::module::Merge;
+use crate::ngx::tls::TlsClient;
 
 /// The flashVer a relay announces unless `flashVer=` says otherwise (the C module's).
 pub const DEFAULT_FLASHVER: &str = "LNX.11,1,102,55";
@@ -209,6 +210,9 @@ pub struct RelayAppConf {
     pub relay_buffer: Option<Msec>,
     /// CA certificates for `rtmps://` targets (the fork's `rtmp_relay_ssl_trusted_certificate`).
     pub ssl_trusted_certificate: Option<String>,
+    /// TLS contexts of this application's `rtmps://` targets: verifying, and not.
+    pub tls: Option<&'static TlsClient>,
+    pub tls_noverify: Option<&'static TlsClient>,
 }
 
 impl RelayAppConf {
@@ -227,12 +231,19 @@ impl RelayAppConf {
 }
 
 impl Merge for RelayAppConf {
-    fn merge(&mut self, prev: &Self, _cf: &Conf) -> Result<(), String> {
+    fn merge(&mut self, prev: &Self, cf: &Conf) -> Result<(), String> {
         merge(&mut self.push_reconnect, &prev.push_reconnect);
         merge(&mut self.pull_reconnect, &prev.pull_reconnect);
         merge(&mut self.session_relay, &prev.session_relay);
         merge(&mut self.relay_buffer, &prev.relay_buffer);
         merge(&mut self.ssl_trusted_certificate, &prev.ssl_trusted_certificate);
+        let rtmps = || self.pushes.iter().chain(&self.pulls).filter(|t| t.scheme == Scheme::Rtmps);
+        if rtmps().any(|t| t.ssl_verify) && self.tls.is_none() {
+            self.tls = Some(TlsClient::new(cf, self.ssl_trusted_certificate.as_deref(), true)?);
+        }
+        if rtmps().any(|t| !t.ssl_verify) && self.tls_noverify.is_none() {
+            self.tls_noverify = Some(TlsClient::new(cf, None, false)?);
+        }
         Ok(())
     }
 }

@@ -116,10 +116,13 @@ const LINK_FLASHVER: &str = "ngx-rtmp-rs worker link";
 /// Opens a relay connection (attempt number `attempt`, for round-robin over addresses).
 pub fn open(spec: &Spec, attempt: usize, owner: Owner, log: Log) -> Result<Rc<Peer>, String> {
     let what = spec.describe();
+    let mut tls = None;
     let (addr, url, flow_extra, flashver, tc_url, internal, range) = match &spec.source {
         Source::Target(t) => {
             if t.scheme == Scheme::Rtmps {
-                return Err("rtmps:// is not supported yet".into());
+                let conf = spec.app_ctx.app::<RelayModule>();
+                let ctx = if t.ssl_verify { conf.tls } else { conf.tls_noverify };
+                tls = Some((ctx.ok_or("no TLS context for this application")?, t.host.clone()));
             }
             if t.addrs.is_empty() {
                 return Err(format!("host \"{}\" was not found at configuration time", t.host));
@@ -177,7 +180,7 @@ pub fn open(spec: &Spec, attempt: usize, owner: Owner, log: Log) -> Result<Rc<Pe
         flow = flow.with_play_range(start, duration);
     }
     let ctx = RelayCtx { role: spec.role, flow, local: spec.local.clone(), started: false, owner };
-    let o = Outgoing { addr, internal, srv_ctx: spec.srv_ctx, app_ctx: spec.app_ctx, info, what, log };
+    let o = Outgoing { addr, internal, tls, srv_ctx: spec.srv_ctx, app_ctx: spec.app_ctx, info, what, log };
     Session::connect_out(o, |ext| ext.insert(ctx))
 }
 

@@ -23,6 +23,8 @@ pub struct Outgoing {
     pub addr: crate::ngx::upstream::PeerAddr,
     /// A link to another worker of this nginx (see `Session::internal`).
     pub internal: bool,
+    /// TLS (rtmps): the context and the server's host name (SNI, certificate check).
+    pub tls: Option<(&'static crate::ngx::tls::TlsClient, String)>,
     pub srv_ctx: CtxRef,
     /// The local application the relayed stream lives in.
     pub app_ctx: CtxRef,
@@ -93,6 +95,11 @@ impl Session {
         // Until the handshake is done `timeout` covers the connect too.
         conn.read_timer(srv.timeout_ms());
         conn.attach(s);
+        if let Some((tls, host)) = &o.tls {
+            if let Err(e) = crate::ngx::tls::start_client(conn, tls, host) {
+                peer.request_close(e);
+            }
+        }
         if !conn.handle_read_event() {
             peer.request_close("could not arm the read event".into());
         }

@@ -24,7 +24,8 @@ package Test::Nginx::Rtmp;
 #   --- no_error_log       (each line must not appear; [alert], [emerg], [crit] and crashed workers
 #                           are always checked)
 #
-# $TEST_NGINX_RTMP_PORT, $TEST_NGINX_RTMP_PORT2, $TEST_NGINX_HTTP_PORT and $TEST_NGINX_PREFIX are
+# $TEST_NGINX_RTMP_PORT, $TEST_NGINX_RTMP_PORT2, $TEST_NGINX_HTTP_PORT, $TEST_NGINX_PREFIX and
+# $TEST_NGINX_ROOT (the repository) are
 # replaced in the config sections, set in %ENV and declared as variables for the run code.
 # Environment: TEST_NGINX_MODULE (path of the .so), TEST_NGINX_BINARY (default /usr/sbin/nginx),
 # TEST_NGINX_LOG_LEVEL, TEST_NGINX_NO_CLEAN=1 (keep the server roots).
@@ -535,6 +536,7 @@ sub run_block () {
         TEST_NGINX_RTMP_PORT2 => $ports[1],
         TEST_NGINX_HTTP_PORT  => $ports[2],
         TEST_NGINX_PREFIX     => $prefix,
+        TEST_NGINX_ROOT       => $ROOT,
     );
     local @ENV{keys %vars} = values %vars;
 
@@ -690,9 +692,10 @@ sub worker_pids () {
 # ---------------------------------------------------------------------------------------------
 # More nginx instances in one block (an origin, a push target that dies and comes back)
 
-# aux_nginx(RTMP_CONFIG, workers => N, port => P): starts another nginx with the module under the
-# block's server root; RTMP_CONFIG is the body of its rtmp{} block, where $AUX_PORT is replaced by
-# its own port (a free one unless given). Returns a handle for aux_start/aux_stop/aux_log; the
+# aux_nginx(RTMP_CONFIG, workers => N, port => P, load => [MODULE.so], main => TEXT): starts another
+# nginx with the module under the block's server root; RTMP_CONFIG is the body of its rtmp{} block
+# (none when empty), TEXT more top-level configuration (a stream{} block), where $AUX_PORT is
+# replaced by its own port (a free one unless given). Returns a handle for aux_start/aux_stop/aux_log; the
 # block stops it at its end, and fails if a worker of it crashed.
 sub aux_nginx () {
     my ($config, %o) = @_;
@@ -703,9 +706,12 @@ sub aux_nginx () {
     my $workers = $o{workers} // 1;
     my $module = module_path();
     open my $fh, '>', "$prefix/conf/nginx.conf" or die "$prefix/conf/nginx.conf: $!";
-    print $fh "load_module $module;\ndaemon on;\nmaster_process on;\nworker_processes $workers;\n"
+    my $load = join '', map { "load_module $_;\n" } @{ $o{load} // [] };
+    my $main = $o{main} // '';
+    $main =~ s/\$AUX_PORT\b/$port/g;
+    print $fh "load_module $module;\n$load" . "daemon on;\nmaster_process on;\nworker_processes $workers;\n"
         . "error_log logs/error.log info;\npid logs/nginx.pid;\nevents { worker_connections 1024; }\n"
-        . "rtmp {\n$config\n}\n";
+        . "$main\n" . (length $config ? "rtmp {\n$config\n}\n" : '');
     close $fh;
     my $aux = { port => $port, prefix => $prefix,
                 nginx => [$NGINX, '-p', "$prefix/", '-c', 'conf/nginx.conf', '-e', 'logs/error.log'] };
