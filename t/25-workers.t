@@ -155,3 +155,41 @@ ok(kill(0, $pub), 'the publisher was never dropped');
 stop($pub);
 --- no_error_log
 [error]
+
+
+
+=== TEST 5: stat pages show a stream fed from another worker once: its real publisher and every player, no links
+--- workers: 2
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT reuseport;
+    application live { live on; }
+}
+--- http_config
+server {
+    listen $TEST_NGINX_HTTP_PORT;
+    location /stat { rtmp_stat all; }
+}
+--- run
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src";
+my $pub = publish($url, loop => 1, timeout => 60);
+ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
+my @players = map { in_background(sub { my @r = count_frames($url, 7); $r[0] }) } 1 .. 8;
+ok(wait_playing('src', 8), 'eight players');
+my $xml = '';
+ok(wait_until(sub {
+    $xml = `curl -s http://127.0.0.1:$TEST_NGINX_HTTP_PORT/stat`;
+    my $n = () = $xml =~ /<client>/g;
+    $n == 9;
+}, 10), 'the stat page lists 9 clients (1 publisher, 8 players)') or diag($xml);
+my $streams = () = $xml =~ /<stream>/g;
+is($streams, 1, 'one stream');
+my $publishing = () = $xml =~ /<publishing\/>\s*<active\/>\s*<\/client>/g;
+is($publishing, 1, 'one publishing client');
+unlike($xml, qr/worker link|another worker|unix:/, 'no link session shown');
+is(scalar(pids_of(qr/rtmp: live: play "src"/)), 2, 'the players were on both workers');
+my $ok = grep { (result_of($_, 30))[0] >= 80 } @players;
+is($ok, 8, 'all of them decoded');
+stop($pub);
+--- no_error_log
+[error]

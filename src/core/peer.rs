@@ -42,6 +42,8 @@ pub struct PeerInfo {
     pub swf_url: String,
     /// An outgoing relay connection of ours (pull or push), not a client.
     pub relay: bool,
+    /// A link between two workers (either end): stat pages leave it out.
+    pub internal: bool,
 }
 
 /// This worker's totals since it started: connections accepted, bytes read and sent.

@@ -257,6 +257,7 @@ impl Session {
             page_url: info.page_url.clone(),
             swf_url: info.swf_url.clone(),
             relay: false,
+            internal: false,
         });
         let mut s = Session::with(conn, srv_ctx, Proto::Server(ServerSession::new(cfg)), peer);
         s.app_ctx = Some(app_ctx);
@@ -889,6 +890,7 @@ impl Session {
             page_url: self.info.page_url.clone(),
             swf_url: self.info.swf_url.clone(),
             relay: false,
+            internal: self.internal,
         });
         let found = self.srv().applications.iter().find(|(n, _)| *n == app).map(|(_, c)| *c);
         let Some(app_ctx) = found else {

@@ -270,12 +270,18 @@ impl Stream {
                 bytes_out: peer.sent(),
             }
         };
+        // Links between workers are not clients: a stream another worker feeds shows its players
+        // here and its publisher (with its input) in that worker.
+        let fed = self.publisher.as_ref().is_some_and(|p| p.peer.info().internal);
         let mut clients = Vec::with_capacity(self.players.len() + 1);
-        if let Some(p) = &self.publisher {
+        if let Some(p) = self.publisher.as_ref().filter(|_| !fed) {
             clients.push(client(&p.peer, true, true, self.last_timestamp));
         }
         let mut out = self.meters.out_gone;
         for p in &self.players {
+            if p.peer.info().internal {
+                continue;
+            }
             out += p.peer.sent();
             let started = p.video_started || p.audio_started;
             clients.push(client(&p.peer, false, started && !p.paused, self.last_timestamp));
@@ -286,12 +292,12 @@ impl Stream {
             m.bw_out.add(out - m.out_seen, now);
         }
         m.out_seen = out;
-        let publishing = self.publisher.is_some();
+        let publishing = self.publisher.is_some() && !fed;
         stat::Stream {
             name: self.name.clone(),
             time_ms: now.saturating_sub(self.created_ms),
-            bw_in: m.bw_in.bits_per_sec(now),
-            bytes_in: m.bw_in.total(),
+            bw_in: if fed { 0 } else { m.bw_in.bits_per_sec(now) },
+            bytes_in: if fed { 0 } else { m.bw_in.total() },
             bw_out: m.bw_out.bits_per_sec(now),
             bytes_out: out,
             bw_audio: m.bw_audio.bits_per_sec(now),

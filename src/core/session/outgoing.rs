@@ -85,6 +85,7 @@ impl Session {
             page_url: String::new(),
             swf_url: o.what.clone(),
             relay: true,
+            internal: o.internal,
         });
         s.relay = Some(o.what);
         s.internal = o.internal;
