@@ -29,6 +29,42 @@ sub make_tls {
 }
 make_tls();
 
+# A tiny DNS server on 127.0.0.1:$port (UDP) in a child: A records from %$names, no AAAA,
+# NXDOMAIN for other names; it appends each question to $log. Returns its pid.
+sub dns_server {
+    my ($port, $names, $log) = @_;
+    require IO::Socket::INET;
+    my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'udp') or die "dns: $!";
+    my $pid = fork() // die "fork: $!";
+    return $pid if $pid;
+    while (1) {
+        my $q = '';
+        my $peer = $sock->recv($q, 512) // next;
+        next if length($q) < 17;
+        my ($id) = unpack('n', $q);
+        my ($pos, @labels) = (12);
+        while ($pos < length $q) {
+            my $len = ord substr($q, $pos, 1);
+            $pos++;
+            last if $len == 0;
+            push @labels, substr($q, $pos, $len);
+            $pos += $len;
+        }
+        my ($qtype) = unpack('n', substr($q, $pos, 2));
+        my $question = substr($q, 12, $pos + 4 - 12);
+        my $name = lc join '.', @labels;
+        if (open my $fh, '>>', $log) { print $fh "$name $qtype\n"; close $fh }
+        my $ip = $names->{$name};
+        my ($flags, @answers) = (0x8180);
+        if (!defined $ip) {
+            $flags = 0x8183;
+        } elsif ($qtype == 1) {
+            push @answers, pack('n n n N n', 0xc00c, 1, 1, 1, 4) . pack('C4', split /\./, $ip);
+        }
+        $sock->send(pack('n n n n n n', $id, $flags, 1, scalar(@answers), 0, 0) . $question . join('', @answers));
+    }
+}
+
 run_tests();
 
 __DATA__
@@ -227,7 +263,41 @@ like(Test::Nginx::Rtmp::slurp("$aux->{prefix}/logs/sni.log"), qr/^sni=localhost$
 
 
 
-=== TEST 6: configuration errors name file:line
+=== TEST 6: host names through nginx's resolver at each attempt; a name it cannot resolve is retried, never blocking the stream
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application src {
+        live on;
+        resolver 127.0.0.1:$TEST_NGINX_RTMP_PORT2 valid=1s ipv6=off;
+        resolver_timeout 2s;
+        push_reconnect 400ms;
+        push rtmp://relay.test:$TEST_NGINX_RTMP_PORT/dst;
+        push rtmp://nowhere.test:$TEST_NGINX_RTMP_PORT/dst/never;
+    }
+    application dst { live on; }
+}
+--- run
+my $qlog = "$TEST_NGINX_PREFIX/dns.log";
+my $dns = dns_server($TEST_NGINX_RTMP_PORT2, { 'relay.test' => '127.0.0.1' }, $qlog);
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT";
+my $pub = publish("$base/src/cam", loop => 1, timeout => 60);
+ok(wait_published('cam', 2), 'the push to relay.test (resolved at run time) publishes') or diag(publisher_log($pub));
+my ($v) = count_frames("$base/dst/cam", 2);
+cmp_ok($v, '>=', 25, 'and plays');
+ok(wait_log(qr/relay: push "cam" to rtmp:\/\/nowhere\.test:\d+\/dst\/never: host "nowhere\.test": .*again in 400 ms/, 2),
+    'nowhere.test fails and is retried');
+like(Test::Nginx::Rtmp::slurp($qlog), qr/^relay\.test 1$/m, 'the names went to the configured resolver');
+is(count_lines(qr/live: publish "never"/), 0, 'nothing published for the unknown name');
+stop($pub);
+kill 'KILL', $dns;
+waitpid $dns, 0;
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: configuration errors name file:line
 --- config
 server {
     listen $TEST_NGINX_RTMP_PORT;

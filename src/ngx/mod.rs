@@ -10,6 +10,7 @@ pub mod listen;
 pub mod log;
 pub mod module;
 pub mod process;
+pub mod resolver;
 pub mod shm;
 pub mod timer;
 pub mod tls;

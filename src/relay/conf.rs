@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use crate::ngx::conf::{merge, Conf, Directive, Msec};
 use crate::ngx::module::Merge;
+use crate::ngx::resolver::Resolver;
 use crate::ngx::tls::TlsClient;
 
 /// The flashVer a relay announces unless `flashVer=` says otherwise (the C module's).
@@ -210,6 +211,10 @@ pub struct RelayAppConf {
     pub relay_buffer: Option<Msec>,
     /// CA certificates for `rtmps://` targets (the fork's `rtmp_relay_ssl_trusted_certificate`).
     pub ssl_trusted_certificate: Option<String>,
+    /// nginx's resolver for target host names at each attempt (`resolver`); without one,
+    /// names are looked up once, at configuration time.
+    pub resolver: Option<&'static Resolver>,
+    pub resolver_timeout: Option<Msec>,
     /// TLS contexts of this application's `rtmps://` targets: verifying, and not.
     pub tls: Option<&'static TlsClient>,
     pub tls_noverify: Option<&'static TlsClient>,
@@ -225,6 +230,9 @@ impl RelayAppConf {
     pub fn session_relay(&self) -> bool {
         self.session_relay.unwrap_or(false)
     }
+    pub fn resolver_timeout_ms(&self) -> u64 {
+        self.resolver_timeout.map_or(30_000, |m| m.0)
+    }
     pub fn relay_buffer_ms(&self) -> u64 {
         self.relay_buffer.map_or(5000, |m| m.0)
     }
@@ -237,6 +245,8 @@ impl Merge for RelayAppConf {
         merge(&mut self.session_relay, &prev.session_relay);
         merge(&mut self.relay_buffer, &prev.relay_buffer);
         merge(&mut self.ssl_trusted_certificate, &prev.ssl_trusted_certificate);
+        merge(&mut self.resolver, &prev.resolver);
+        merge(&mut self.resolver_timeout, &prev.resolver_timeout);
         let rtmps = || self.pushes.iter().chain(&self.pulls).filter(|t| t.scheme == Scheme::Rtmps);
         if rtmps().any(|t| t.ssl_verify) && self.tls.is_none() {
             self.tls = Some(TlsClient::new(cf, self.ssl_trusted_certificate.as_deref(), true)?);
@@ -244,6 +254,19 @@ impl Merge for RelayAppConf {
         if rtmps().any(|t| !t.ssl_verify) && self.tls_noverify.is_none() {
             self.tls_noverify = Some(TlsClient::new(cf, None, false)?);
         }
+        Ok(())
+    }
+}
+
+/// `resolver ADDRESS ... [valid=TIME] [ipv6=on|off]`, as nginx's.
+pub struct ResolverDirective;
+
+impl Directive<RelayAppConf> for ResolverDirective {
+    fn set(cf: &Conf, conf: &mut RelayAppConf) -> Result<(), String> {
+        if conf.resolver.is_some() {
+            return Err("\"resolver\" directive is duplicate".into());
+        }
+        conf.resolver = Some(Resolver::create(cf, &cf.args())?);
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use crate::ngx::module::CtxRef;
 
 use super::conf::Target;
 use super::directory::{self, Entry};
-use super::outgoing::{self, open, Owner, PushEntry, PushSet, Role, Source, Spec};
+use super::outgoing::{self, open, OpenError, Owner, PushEntry, PushSet, Role, Source, Spec};
 use super::{Pull, RelayModule};
 
 /// What a client's session started: pushes of its publishes, pulls its plays use, its streams
@@ -131,6 +131,7 @@ pub fn published(s: &mut Session, req: &PublishReq) -> Step {
         let spec = set.borrow().entries[idx].spec.clone();
         match open(&spec, 0, Owner::Push(Rc::downgrade(&set), idx), s.log) {
             Ok(peer) => set.borrow_mut().entries[idx].peer = Rc::downgrade(&peer),
+            Err(OpenError::Resolving) => {}
             Err(e) => {
                 log_info!(s.log, "rtmp: relay: {}: {}; again in {} ms", spec.describe(), e, spec.reconnect_ms);
                 let weak = Rc::downgrade(&set);
@@ -220,6 +221,7 @@ fn start_pull(srv: CtxRef, key: &(usize, String), id: u64, log: Log) {
                 p.peer = Rc::downgrade(&peer);
             }
         }
+        Err(OpenError::Resolving) => {}
         Err(e) => {
             log_info!(log, "rtmp: relay: {}: {}; again in {} ms", spec.describe(), e, spec.reconnect_ms);
             if let Some(p) = main.pulls.borrow_mut().get_mut(key) {

@@ -110,7 +110,7 @@ const RS: u32 = RTMP_MAIN_CONF | RTMP_SRV_CONF;
 const RSA: u32 = RTMP_MAIN_CONF | RTMP_SRV_CONF | RTMP_APP_CONF;
 const OFF: usize = RTMP_APP_CONF_OFFSET;
 
-static mut RELAY_COMMANDS: [ngx_command_t; 8] = [
+static mut RELAY_COMMANDS: [ngx_command_t; 10] = [
     directive::<conf::PushPull, RelayAppConf>(c"push", RTMP_APP_CONF | MORE1, OFF),
     directive::<conf::PushPull, RelayAppConf>(c"pull", RTMP_APP_CONF | MORE1, OFF),
     slot!(RelayAppConf, push_reconnect, c"push_reconnect", RSA | TAKE1, OFF),
@@ -118,6 +118,8 @@ static mut RELAY_COMMANDS: [ngx_command_t; 8] = [
     slot!(RelayAppConf, session_relay, c"session_relay", RSA | FLAG, OFF),
     slot!(RelayAppConf, relay_buffer, c"relay_buffer", RS | TAKE1, OFF),
     slot!(RelayAppConf, ssl_trusted_certificate, c"rtmp_relay_ssl_trusted_certificate", RSA | TAKE1, OFF),
+    directive::<conf::ResolverDirective, RelayAppConf>(c"resolver", RSA | MORE1, OFF),
+    slot!(RelayAppConf, resolver_timeout, c"resolver_timeout", RSA | TAKE1, OFF),
     ngx_command_t::empty(),
 ];
 

@@ -80,6 +80,7 @@ impl Spec {
 }
 
 /// What a relay session does when it ends.
+#[derive(Clone)]
 pub enum Owner {
     /// A push of a publisher: entry `idx` of its set.
     Push(Weak<RefCell<PushSet>>, usize),
@@ -113,8 +114,96 @@ struct RelayCtx {
 
 const LINK_FLASHVER: &str = "ngx-rtmp-rs worker link";
 
+/// Why a relay did not open now.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Its host name is being looked up: the owner's retry runs once the answer is in.
+    Resolving,
+    Failed(String),
+}
+
+impl From<String> for OpenError {
+    fn from(s: String) -> Self {
+        OpenError::Failed(s)
+    }
+}
+
+impl From<&str> for OpenError {
+    fn from(s: &str) -> Self {
+        OpenError::Failed(s.to_string())
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Resolving => f.write_str("resolving"),
+            OpenError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+thread_local! {
+    /// Answers of the resolver just in, for the retry they wake (nginx's resolver keeps its own
+    /// cache for `valid=`).
+    static ANSWERS: RefCell<std::collections::HashMap<String, (Result<Vec<std::net::IpAddr>, String>, u64)>> =
+        RefCell::new(std::collections::HashMap::new());
+}
+
+/// The target's addresses now: an IP as written, a fresh answer of the application's
+/// resolver, or the addresses found at configuration time when it has none.
+fn addresses(spec: &Spec, t: &Target, owner: &Owner) -> Result<Vec<std::net::SocketAddr>, OpenError> {
+    let conf = spec.app_ctx.app::<RelayModule>();
+    let resolver = match conf.resolver {
+        Some(r) if t.host.parse::<std::net::IpAddr>().is_err() => r,
+        _ => {
+            if t.addrs.is_empty() {
+                return Err(format!("host \"{}\" was not found at configuration time", t.host).into());
+            }
+            return Ok(t.addrs.clone());
+        }
+    };
+    let now = crate::ngx::now_ms();
+    let cached = ANSWERS.with(|a| a.borrow().get(&t.host).filter(|(_, until)| *until > now).map(|(r, _)| r.clone()));
+    match cached {
+        Some(Ok(ips)) if !ips.is_empty() => Ok(ips.into_iter().map(|ip| std::net::SocketAddr::new(ip, t.port)).collect()),
+        Some(Ok(_)) => Err(format!("host \"{}\" has no address", t.host).into()),
+        Some(Err(e)) => Err(format!("host \"{}\": {e}", t.host).into()),
+        None => {
+            let (host, owner, srv) = (t.host.clone(), owner.clone(), spec.srv_ctx);
+            resolver.resolve(&t.host, conf.resolver_timeout_ms(), move |r| {
+                ANSWERS.with(|a| a.borrow_mut().insert(host, (r, crate::ngx::now_ms() + 1000)));
+                rearm(srv, &owner, 0);
+            });
+            Err(OpenError::Resolving)
+        }
+    }
+}
+
+/// Runs the owner's retry after `ms` (the resolver answered).
+fn rearm(srv: CtxRef, owner: &Owner, ms: u64) {
+    match owner {
+        Owner::Push(set, idx) => {
+            let Some(set_rc) = set.upgrade() else { return };
+            let Ok(mut b) = set_rc.try_borrow_mut() else { return };
+            let (weak, idx) = (set.clone(), *idx);
+            if let Some(e) = b.entries.get_mut(idx) {
+                arm(&mut e.timer, ms, move || retry_push(&weak, idx));
+            }
+        }
+        Owner::Pull(key, id) => {
+            let main = srv.main::<RelayModule>();
+            let Ok(mut pulls) = main.pulls.try_borrow_mut() else { return };
+            if let Some(p) = pulls.get_mut(key).filter(|p| p.id == *id) {
+                let (key, id) = (key.clone(), *id);
+                arm(&mut p.timer, ms, move || retry_pull(srv, &key, id));
+            }
+        }
+    }
+}
+
 /// Opens a relay connection (attempt number `attempt`, for round-robin over addresses).
-pub fn open(spec: &Spec, attempt: usize, owner: Owner, log: Log) -> Result<Rc<Peer>, String> {
+pub fn open(spec: &Spec, attempt: usize, owner: Owner, log: Log) -> Result<Rc<Peer>, OpenError> {
     let what = spec.describe();
     let mut tls = None;
     let (addr, url, flow_extra, flashver, tc_url, internal, range) = match &spec.source {
@@ -124,10 +213,8 @@ pub fn open(spec: &Spec, attempt: usize, owner: Owner, log: Log) -> Result<Rc<Pe
                 let ctx = if t.ssl_verify { conf.tls } else { conf.tls_noverify };
                 tls = Some((ctx.ok_or("no TLS context for this application")?, t.host.clone()));
             }
-            if t.addrs.is_empty() {
-                return Err(format!("host \"{}\" was not found at configuration time", t.host));
-            }
-            let addr = t.addrs[attempt % t.addrs.len()];
+            let addrs = addresses(spec, t, &owner)?;
+            let addr = addrs[attempt % addrs.len()];
             let url = RtmpUrl {
                 host: t.host.clone(),
                 port: t.port,
@@ -150,7 +237,7 @@ pub fn open(spec: &Spec, attempt: usize, owner: Owner, log: Log) -> Result<Rc<Pe
             let path = crate::core::link::link_path(pid, e.srv);
             // A worker whose link socket could not be made (see its log) shares nothing.
             if std::fs::metadata(&path).is_err() {
-                return Err(format!("worker {pid} has no link socket {path}"));
+                return Err(format!("worker {pid} has no link socket {path}").into());
             }
             let url = RtmpUrl { host: "localhost".into(), port: 0, app: spec.app.clone(), name: spec.local.clone() };
             let extra = vec![("flashVer".to_string(), Amf0Value::string(LINK_FLASHVER))];
@@ -181,7 +268,7 @@ pub fn open(spec: &Spec, attempt: usize, owner: Owner, log: Log) -> Result<Rc<Pe
     }
     let ctx = RelayCtx { role: spec.role, flow, local: spec.local.clone(), started: false, owner };
     let o = Outgoing { addr, internal, tls, srv_ctx: spec.srv_ctx, app_ctx: spec.app_ctx, info, what, log };
-    Session::connect_out(o, |ext| ext.insert(ctx))
+    Ok(Session::connect_out(o, |ext| ext.insert(ctx))?)
 }
 
 /// The relay's handshake is done: connect to the remote application.
@@ -197,7 +284,16 @@ pub fn outgoing(s: &mut Session) -> Step {
 pub fn reply(s: &mut Session, _stream_id: u32, cmd: &Command) -> Step {
     let Some(ctx) = s.ext.get_mut::<RelayCtx>() else { return Step::Continue };
     match ctx.flow.on_command(cmd) {
-        Outcome::Send { stream_id, payload } => s.send_upstream(stream_id, payload),
+        Outcome::Send { stream_id, payload } => {
+            let play = ctx.role == Role::Pull && ctx.flow.stage() == client::Stage::Start;
+            s.send_upstream(stream_id, payload);
+            // After `play`: how much the server may buffer for us (`relay_buffer`).
+            if play {
+                let ms = s.app_ctx.map_or(5000, |a| a.app::<RelayModule>().relay_buffer_ms());
+                let ms = u32::try_from(ms).unwrap_or(u32::MAX);
+                s.send_upstream_control(rtmp_proto::message::UserControl::SetBufferLength { stream_id, ms });
+            }
+        }
         Outcome::Rejected { what, code, description } => {
             return Step::Close(format!("the server refused {what}: {code} ({description})"));
         }
@@ -331,6 +427,7 @@ pub fn retry_push(set: &Weak<RefCell<PushSet>>, idx: usize) -> Again {
             }
             Again::Stop
         }
+        Err(OpenError::Resolving) => Again::Stop,
         Err(e) => {
             log_info!(log, "rtmp: relay: {}: {}; again in {} ms", spec.describe(), e, spec.reconnect_ms);
             Again::After(spec.reconnect_ms)
@@ -364,6 +461,7 @@ pub fn retry_pull(srv: CtxRef, key: &(usize, String), id: u64) -> Again {
             }
             Again::Stop
         }
+        Err(OpenError::Resolving) => Again::Stop,
         Err(e) => {
             // A worker pull waiting for its stream to appear somewhere polls quietly.
             if !matches!(spec.source, Source::Worker) {

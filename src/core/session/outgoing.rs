@@ -42,6 +42,11 @@ impl Session {
         self.peer.push(encode(csid::COMMAND, &msg, self.peer.chunk_size.get()));
     }
 
+    /// A user control message to the server of an outgoing connection (SetBufferLength).
+    pub fn send_upstream_control(&self, uc: rtmp_proto::message::UserControl) {
+        self.peer.push(encode(csid::PROTOCOL, &Control::UserControl(uc).to_message(), self.peer.chunk_size.get()));
+    }
+
     /// Announces (Set Chunk Size) and uses a new outgoing chunk size; for outgoing connections,
     /// whose server sets no size for us.
     pub fn set_out_chunk_size(&mut self, size: u32) {
