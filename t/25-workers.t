@@ -193,3 +193,52 @@ is($ok, 8, 'all of them decoded');
 stop($pub);
 --- no_error_log
 [error]
+
+
+
+=== TEST 6: the publisher's worker crashes: the name is free at once in every worker, players of the other worker get the stream back when it is published again
+--- workers: 2
+--- kills_worker
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT reuseport;
+    application live { live on; }
+}
+--- run
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/cr";
+my $pub = publish($url, loop => 1, timeout => 60);
+ok(wait_published('cr'), 'publishing') or diag(publisher_log($pub));
+my ($line) = log_lines(qr/rtmp: live: publish "cr"/);
+my ($owner) = $line =~ /\[info\] (\d+)#/;
+ok($owner, "the publisher is on worker $owner");
+# Players until one is on the other worker (reuseport hashes by source port).
+my ($survivor, $n) = (undef, 0);
+my $out = "$TEST_NGINX_PREFIX/survivor.flv";
+for my $try (1 .. 20) {
+    my $f = "$TEST_NGINX_PREFIX/p$try.flv";
+    my $pid = fork() // die;
+    if (!$pid) { exec('timeout', '40', rtmp_cli(), 'play', $url, '--duration', '20', '--idle-timeout', '15', '--out', $f) or exit 127 }
+    $Test::Nginx::Rtmp::BG{$pid} = "player $try";
+    # (Links between workers log plays and publishes too, without a client address.)
+    ok(wait_log(qr/rtmp: live: play "cr", client: 127/, $try), "player $try plays");
+    my @plays = log_lines(qr/rtmp: live: play "cr", client: 127/);
+    my ($wpid) = $plays[-1] =~ /\[info\] (\d+)#/;
+    if ($wpid != $owner) { ($survivor, $out) = ($pid, $f); last }
+    kill 'TERM', $pid;
+}
+ok($survivor, 'a player on the other worker');
+sleep 1;
+ok(kill('KILL', $owner), 'the publisher\'s worker is killed');
+ok(wait_until(sub { defined wait_publisher($pub, 0) }, 10), 'the publisher lost its connection');
+ok(wait_until(sub { my @w = grep { /\d/ } split /\s+/, `ps --ppid @{[master_pid()]} -o pid=`; @w == 2 && !grep { $_ == $owner } @w }, 10),
+    'nginx started a new worker');
+$pub = publish($url, loop => 1, timeout => 60);
+ok(wait_log(qr/rtmp: live: publish "cr" \(live\), client: 127/, 2), 'the same name publishes again at once (the dead worker\'s entry is ignored)') or diag(publisher_log($pub));
+my $r = bench($url, 10, 3);
+is($r->{players_with_frames}, 10, 'new players get it from either worker') or diag(explain($r));
+ok(defined wait_publisher($survivor, 30), 'the surviving player finished');
+my @tags = grep { $_->[0] == 9 } flv_tags($out);
+cmp_ok(scalar(@tags), '>=', 200, 'the player of the other worker got video before and after the crash');
+stop($pub);
+--- no_error_log
+[error]

@@ -18,6 +18,8 @@ package Test::Nginx::Rtmp;
 #   --- timeout: N         (the run code is stopped after N seconds, default 180)
 #   --- reloads            (the run code reloads nginx: the workers are then checked by count,
 #                           not pid; crashes still show in the log check)
+#   --- kills_worker       (the run code kills a worker with SIGKILL: checked by count, and
+#                           "exited on signal 9" is expected in the log; other signals still fail)
 #   --- log_todo: REASON   (a known bug: a failing no_error_log check, the automatic ones included,
 #                           is a TODO test with this reason)
 #   --- error_log          (each line must appear in the log: literal text, or /regex/)
@@ -621,7 +623,7 @@ sub run_block () {
 
     if (kill 0, $master) {
         my @workers_after = worker_pids($master);
-        if (defined $block->reloads) {
+        if (defined $block->reloads || defined $block->kills_worker) {
             Test::More::is(scalar(@workers_after), scalar(@workers_before),
                            "$name - as many worker processes as before the reload");
         } else {
@@ -805,8 +807,11 @@ sub check_logs () {
     }
     my @no = log_patterns($block->no_error_log);
     unless ($must_die) {
-        push @no, ['[alert]', qr/\[alert\]/], ['[emerg]', qr/\[emerg\]/], ['[crit]', qr/\[crit\]/],
-            ['exited on signal', qr/exited on signal/],
+        push @no, (defined $block->kills_worker ? ['[alert] (but the killed worker)', qr/\[alert\](?!.*exited on signal 9\b)/]
+                                                : ['[alert]', qr/\[alert\]/]),
+            ['[emerg]', qr/\[emerg\]/], ['[crit]', qr/\[crit\]/],
+            (defined $block->kills_worker ? ['exited on signal (but 9)', qr/exited on signal (?!9\b)/]
+                                           : ['exited on signal', qr/exited on signal/]),
             ['worker exited with an error', qr/worker process \d+ exited with code [1-9]/];
     }
     my $todo = $block->log_todo;
