@@ -54,3 +54,8 @@ pub fn is_published(app: CtxRef, name: &str) -> bool {
     let Ok(map) = main.streams.try_borrow() else { return false };
     map.get(&(app.id(), name.to_string())).and_then(|st| st.try_borrow().ok()).is_some_and(|st| st.publisher.is_some())
 }
+
+/// Whether application `app` has `live on` (relays publish into live streams only there).
+pub fn enabled(app: CtxRef) -> bool {
+    app.app::<LiveModule>().live()
+}

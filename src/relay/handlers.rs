@@ -153,6 +153,10 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
         return Step::Continue;
     }
     let Some(app) = s.app_ctx else { return Step::Continue };
+    // A pulled stream is a live stream: nothing to pull into elsewhere.
+    if !crate::live::view::enabled(app) {
+        return Step::Continue;
+    }
     let key = (app.id(), req.name.clone());
     let main = s.srv_ctx.main::<RelayModule>();
     // Players of a pulled stream count for the pull, even once it publishes here.
