@@ -40,6 +40,8 @@ server {
     application live { live on; }
 }
 --- run
+my @sockets = grep { /LISTEN/ } split /\n/, `ss -ltnH 'sport = :$TEST_NGINX_RTMP_PORT'`;
+is(scalar(@sockets), 2, 'reuseport: one listening socket per worker, no more') or diag(join "\n", @sockets);
 my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", loop => 1, timeout => 60);
 ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
 my $r = bench("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 20, 5);

@@ -59,3 +59,8 @@ pub fn is_published(app: CtxRef, name: &str) -> bool {
 pub fn enabled(app: CtxRef) -> bool {
     app.app::<LiveModule>().live()
 }
+
+/// Whether application `app` lets a new publisher take a busy name over (`publish_takeover`).
+pub fn takeover(app: CtxRef) -> bool {
+    app.app::<LiveModule>().publish_takeover()
+}

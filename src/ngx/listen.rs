@@ -171,10 +171,9 @@ pub fn create_listening(
                 ls.keepintvl = k.intvl;
                 ls.keepcnt = k.cnt;
             }
+            // reuseport: nginx's event module clones the socket for every worker itself (its
+            // init_conf runs after this block); cloning here too gave one worker two sockets.
             ls.servers = servers.cast();
-            if o.reuseport && nginx_sys::ngx_clone_listening((*cf.raw()).cycle, ls) != 0 {
-                return Err("could not clone the listening socket for reuseport".into());
-            }
         }
     }
     Ok(())

@@ -24,7 +24,7 @@ pub struct Entry {
 thread_local! {
     /// This worker's published streams (with a count: two publishes of one name may overlap
     /// during a takeover).
-    static MINE: RefCell<Vec<(Entry, usize)>> = const { RefCell::new(Vec::new()) };
+    static MINE: RefCell<Vec<(Entry, usize, u64)>> = const { RefCell::new(Vec::new()) };
     static TOO_BIG_LOGGED: RefCell<bool> = const { RefCell::new(false) };
     /// This worker's slot in the zone, taken on first use.
     static SLOT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
@@ -48,24 +48,26 @@ pub fn srv_index(srv_ctx: CtxRef) -> Option<usize> {
     crate::core::running_servers().iter().position(|s| s.id() == srv_ctx.id())
 }
 
-fn encode(list: &[(Entry, usize)]) -> Vec<u8> {
+/// One line per stream: server, since (wall-clock ms), application, name.
+fn encode(list: &[(Entry, usize, u64)]) -> Vec<u8> {
     let mut out = Vec::new();
-    for (e, _) in list {
-        out.extend_from_slice(format!("{}\t{}\t{}\n", e.srv, e.app, e.name).as_bytes());
+    for (e, _, since) in list {
+        out.extend_from_slice(format!("{}\t{}\t{}\t{}\n", e.srv, since, e.app, e.name).as_bytes());
     }
     out
 }
 
-fn decode(blob: &[u8]) -> impl Iterator<Item = Entry> + '_ {
+fn decode(blob: &[u8]) -> impl Iterator<Item = (Entry, u64)> + '_ {
     blob.split(|b| *b == b'\n').filter_map(|line| {
         let line = std::str::from_utf8(line).ok()?;
-        let mut f = line.splitn(3, '\t');
+        let mut f = line.splitn(4, '\t');
         let srv = f.next()?.parse().ok()?;
-        Some(Entry { srv, app: f.next()?.to_string(), name: f.next()?.to_string() })
+        let since = f.next()?.parse().ok()?;
+        Some((Entry { srv, app: f.next()?.to_string(), name: f.next()?.to_string() }, since))
     })
 }
 
-fn write(srv_ctx: CtxRef, list: &[(Entry, usize)]) {
+fn write(srv_ctx: CtxRef, list: &[(Entry, usize, u64)]) {
     let Some(z) = zone(srv_ctx) else { return };
     let Some(slot) = my_slot(z) else { return };
     if !z.write(slot, crate::core::link::pid(), &encode(list)) {
@@ -84,9 +86,13 @@ fn write(srv_ctx: CtxRef, list: &[(Entry, usize)]) {
 pub fn add(srv_ctx: CtxRef, e: Entry) {
     MINE.with(|m| {
         let mut m = m.borrow_mut();
-        match m.iter_mut().find(|(x, _)| *x == e) {
-            Some((_, n)) => *n += 1,
-            None => m.push((e, 1)),
+        let now = crate::ngx::shm::wall_ms();
+        match m.iter_mut().find(|(x, _, _)| *x == e) {
+            Some((_, n, since)) => {
+                *n += 1;
+                *since = now;
+            }
+            None => m.push((e, 1, now)),
         }
         write(srv_ctx, &m);
     });
@@ -95,7 +101,7 @@ pub fn add(srv_ctx: CtxRef, e: Entry) {
 pub fn remove(srv_ctx: CtxRef, e: &Entry) {
     MINE.with(|m| {
         let mut m = m.borrow_mut();
-        if let Some(i) = m.iter().position(|(x, _)| x == e) {
+        if let Some(i) = m.iter().position(|(x, _, _)| x == e) {
             m[i].1 -= 1;
             if m[i].1 == 0 {
                 m.remove(i);
@@ -115,15 +121,17 @@ pub fn clear(srv_ctx: CtxRef) {
     }
 }
 
-/// The pid of another live worker that publishes `e`.
+/// The pid of another live worker that publishes `e` (the latest publish when several do:
+/// a takeover).
 pub fn owner(srv_ctx: CtxRef, e: &Entry) -> Option<u64> {
     let z = zone(srv_ctx)?;
     let me = crate::core::link::pid();
     z.read_others(usize::MAX)
         .into_iter()
         .filter(|(_, pid, _)| *pid != me && process::alive(*pid))
-        .find(|(_, _, blob)| decode(blob).any(|x| x == *e))
-        .map(|(_, pid, _)| pid)
+        .filter_map(|(_, pid, blob)| decode(&blob).find(|(x, _)| x == e).map(|(_, since)| (since, pid)))
+        .max()
+        .map(|(_, pid)| pid)
 }
 
 #[cfg(test)]
@@ -132,10 +140,10 @@ mod tests {
 
     #[test]
     fn blobs() {
-        let e = |s, a: &str, n: &str| (Entry { srv: s, app: a.into(), name: n.into() }, 1);
+        let e = |s, a: &str, n: &str| (Entry { srv: s, app: a.into(), name: n.into() }, 1, 7);
         let list = vec![e(0, "live", "cam"), e(1, "app", "a b\tc")];
-        let got: Vec<Entry> = decode(&encode(&list)).collect();
-        assert_eq!(got, list.iter().map(|(x, _)| x.clone()).collect::<Vec<_>>());
-        assert_eq!(decode(b"junk\nx\ty\n\n0\tlive\tcam").count(), 1);
+        let got: Vec<(Entry, u64)> = decode(&encode(&list)).collect();
+        assert_eq!(got, list.iter().map(|(x, _, t)| (x.clone(), *t)).collect::<Vec<_>>());
+        assert_eq!(decode(b"junk\nx\ty\n\n0\t5\tlive\tcam").count(), 1);
     }
 }

@@ -73,7 +73,10 @@ pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
         return Step::Continue;
     }
     let Some(e) = entry_of(s, &req.name) else { return Step::Continue };
-    if directory::owner(s.srv_ctx, &e).is_some() {
+    // With publish_takeover the new publisher goes on (the old one, maybe a stale session of
+    // the same encoder, times out in its worker); players that join now get the newest.
+    let takeover = s.app_ctx.is_some_and(crate::live::view::takeover);
+    if !takeover && directory::owner(s.srv_ctx, &e).is_some() {
         s.send_status(req.stream_id, "error", "NetStream.Publish.BadName", "Already publishing");
         return Step::Close(format!("publish \"{}\": already publishing in another worker", req.name));
     }

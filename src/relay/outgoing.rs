@@ -446,7 +446,8 @@ pub fn retry_pull(srv: CtxRef, key: &(usize, String), id: u64) -> Again {
         }
         p.players.retain(|(w, _)| w.strong_count() > 0);
         let local = crate::live::view::is_published(p.spec.app_ctx, &p.spec.local);
-        if (!p.is_static && p.players.is_empty()) || local {
+        // (A static pull keeps trying even then: it is configured to run.)
+        if !p.is_static && (p.players.is_empty() || local) {
             // Nobody waits any more, or someone publishes it here now.
             pulls.remove(key);
             return Again::Stop;
