@@ -191,7 +191,7 @@ impl Conn {
                 return match super::tls::send(self, bufs) {
                     Ok((0, true)) => Sent::Again,
                     Ok((n, _)) => Sent::Bytes(n),
-                    Err(()) => {
+                    Err(super::tls::SendError) => {
                         // SAFETY: live connection.
                         unsafe { (*self.wev()).set_error(1) };
                         Sent::Error

@@ -143,6 +143,9 @@ impl RtmpModuleCtx {
 }
 
 /// `create_conf` of an nginx core module (top-level directives): a `T` in the cycle's pool.
+///
+/// # Safety
+/// Called by nginx with the cycle being configured.
 pub unsafe extern "C" fn core_create_conf<T: Default + 'static>(cycle: *mut nginx_sys::ngx_cycle_t) -> *mut c_void {
     // SAFETY: nginx passes the cycle being configured; its pool lives as long as the cycle.
     unsafe { pool_alloc((*cycle).pool, T::default()) }.map_or(ptr::null_mut(), |p| p.cast())

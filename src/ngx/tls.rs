@@ -138,9 +138,13 @@ pub fn state(conn: Conn) -> Option<Handshake> {
     CONNS.with(|m| m.borrow().get(&(conn.raw() as usize)).map(|p| p.state))
 }
 
+/// The SSL layer failed to write (nginx logged why).
+#[derive(Debug)]
+pub struct SendError;
+
 /// Sends `bufs` over TLS, coalesced into one record of at most 16 KiB; bytes written, 0 with
 /// `again` when nothing could be.
-pub fn send(conn: Conn, bufs: &[bytes::Bytes]) -> Result<(usize, bool), ()> {
+pub fn send(conn: Conn, bufs: &[bytes::Bytes]) -> Result<(usize, bool), SendError> {
     let mut out = Vec::with_capacity(16 * 1024);
     for b in bufs {
         let room = 16 * 1024 - out.len();
@@ -155,7 +159,7 @@ pub fn send(conn: Conn, bufs: &[bytes::Bytes]) -> Result<(usize, bool), ()> {
     let c = conn.raw();
     // SAFETY: after the handshake c->send is ngx_ssl_write, which writes at most len bytes.
     let n = unsafe {
-        let Some(send) = (*c).send else { return Err(()) };
+        let Some(send) = (*c).send else { return Err(SendError) };
         send(c, out.as_mut_ptr(), out.len())
     };
     match n {
@@ -165,7 +169,7 @@ pub fn send(conn: Conn, bufs: &[bytes::Bytes]) -> Result<(usize, bool), ()> {
             Ok((n as usize, false))
         }
         n if n == nginx_sys::NGX_AGAIN as isize => Ok((0, true)),
-        _ => Err(()),
+        _ => Err(SendError),
     }
 }
 

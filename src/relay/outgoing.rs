@@ -143,11 +143,13 @@ impl std::fmt::Display for OpenError {
     }
 }
 
+/// A resolver's answer for a host, and until when (nginx ms) it serves.
+type Answer = (Result<Vec<std::net::IpAddr>, String>, u64);
+
 thread_local! {
     /// Answers of the resolver just in, for the retry they wake (nginx's resolver keeps its own
     /// cache for `valid=`).
-    static ANSWERS: RefCell<std::collections::HashMap<String, (Result<Vec<std::net::IpAddr>, String>, u64)>> =
-        RefCell::new(std::collections::HashMap::new());
+    static ANSWERS: RefCell<std::collections::HashMap<String, Answer>> = RefCell::new(std::collections::HashMap::new());
 }
 
 /// The target's addresses now: an IP as written, a fresh answer of the application's
