@@ -299,3 +299,28 @@ stop($src);
 1
 --- error_log
 /reconfiguring/
+
+
+
+=== TEST 8: a push from an on_publish redirect reconnects when its target comes back (the C module never retries it)
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live {
+        live on;
+        push_reconnect 300ms;
+        on_publish http://127.0.0.1:$TEST_NGINX_HTTP_PORT/redirect/rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/target/copy;
+    }
+}
+--- run
+my $rec = recorder();
+my $aux = aux_nginx("server { listen \$AUX_PORT; application target { live on; } }", port => $TEST_NGINX_RTMP_PORT2);
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/cam", loop => 1, timeout => 60);
+ok(wait_until(sub { count_lines(qr/relay: push "cam" to .*: NetStream\.Publish\.Start/) == 1 }, 10), 'the push runs');
+ok(aux_stop($aux), 'the target goes away');
+ok(wait_until(sub { count_lines(qr/relay: push "cam" to \S+: again in 300 ms/) >= 1 }, 10), 'the push notices and retries');
+ok(aux_start($aux), 'the target comes back');
+ok(wait_until(sub { count_lines(qr/relay: push "cam" to .*: NetStream\.Publish\.Start/) == 2 }, 10), 'the push runs again');
+my ($v) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/target/copy", 3);
+cmp_ok($v, '>=', 40, 'and the copy plays there');
+stop($pub);
