@@ -7,6 +7,7 @@ pub mod amf3;
 pub mod caps;
 pub mod chunk;
 pub mod client;
+pub mod cmaf;
 pub mod codec;
 pub mod command;
 pub mod flv;
