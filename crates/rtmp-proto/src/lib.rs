@@ -10,6 +10,7 @@ pub mod client;
 pub mod cmaf;
 pub mod codec;
 pub mod command;
+pub mod dash;
 pub mod flv;
 pub mod handshake;
 pub mod hls;
