@@ -519,24 +519,244 @@ server {
 
 
 
-=== TEST 12: play http:// entries are not supported yet: a clear StreamNotFound, the next entry is still tried
+=== TEST 12: play http://: FFmpeg plays FLV and MP4 (moov at the end too) fetched over HTTP, every frame; the request names the file and the client; no temporary file is left
 --- config
 server {
     listen $TEST_NGINX_RTMP_PORT;
     application vod {
-        play http://127.0.0.1:1/vod vod;
+        play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/files/;
+        play_temp_path vodtmp;
     }
 }
+--- http_config
+server {
+    listen $TEST_NGINX_HTTP_PORT;
+    log_not_found off;
+    location /files/ { alias $TEST_NGINX_PREFIX/remote/; }
+}
+--- timeout: 120
 --- run
-make_files('vod');
+File::Path::make_path("$TEST_NGINX_PREFIX/vodtmp");
+chmod 0777, "$TEST_NGINX_PREFIX/vodtmp";
+my $dir = make_files('remote');
+my ($fv, $fa) = file_frames("$dir/test.flv");
+my ($mv, $ma) = file_frames("$dir/test.mp4");
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/vod";
+my %jobs;
+for my $name ('test', 'mp4:test', 'mp4:late') {
+    $jobs{$name} = in_background(sub { count_frames("$base/$name", 15) });
+}
+for my $name (sort keys %jobs) {
+    my ($v, $a, $err) = result_of($jobs{$name}, 40);
+    my ($wv, $wa) = $name =~ /mp4/ ? ($mv, $ma) : ($fv, $fa);
+    cmp_ok($v, '>=', $wv - 2, "$name: $v of the file's $wv video frames");
+    cmp_ok($v, '<=', $wv, "$name: no video frame twice");
+    cmp_ok($a, '>=', $wa - 3, "$name: $a of the file's $wa audio frames");
+    unlike($err, qr/error|invalid/i, "$name: FFmpeg decoded without errors") or diag($err);
+}
+is(scalar(log_lines(qr/rtmp: play: "[^"]+" complete/)), 3, 'three plays ran to the end');
+my @from = log_lines(qr/rtmp: play: "[^"]+" from "http:/);
+like($from[0] // '', qr{from "http://127\.0\.0\.1:\d+/files/test\.(flv|mp4)"}, 'played from the URL');
+my $access = Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/logs/access.log");
+like($access, qr{"GET /files/test\.flv\?addr=127\.0\.0\.1 HTTP/1\.0" 200}, 'GET <prefix>/<file>?addr=<client> over HTTP/1.0');
+like($access, qr{"GET /files/late\.mp4\?addr=127\.0\.0\.1 HTTP/1\.0" 200}, 'mp4:late fetched as late.mp4');
+opendir(my $dh, "$TEST_NGINX_PREFIX/vodtmp");
+is(join(',', grep { !/^\./ } readdir $dh), '', 'no temporary file left in play_temp_path');
+--- no_error_log
+[error]
+
+
+
+=== TEST 13: a remote file plays while it downloads: the first frames come long before the (rate-limited) download ends, then every frame; a seek before the file is open is where the play starts
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/files;
+        play_temp_path vodtmp;
+    }
+}
+--- http_config
+server {
+    listen $TEST_NGINX_HTTP_PORT;
+    log_not_found off;
+    location /files/ { alias $TEST_NGINX_PREFIX/remote/; limit_rate 32k; }
+}
+--- timeout: 60
+--- run
+File::Path::make_path("$TEST_NGINX_PREFIX/vodtmp");
+chmod 0777, "$TEST_NGINX_PREFIX/vodtmp";
+my $dir = make_files('remote');
+my $size = -s "$dir/test.flv";
+my $video = grep { $_->[0] == 9 && ord(substr($_->[2], 1, 1)) == 1 } flv_tags("$dir/test.flv");
+my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+my $t0 = Time::HiRes::time();
+raw_play($r, 'test');
+my $first = wait_msg($r, \&is_frame, 5);
+my $took = Time::HiRes::time() - $t0;
+ok($first, 'a frame arrives');
+cmp_ok($took, '<', 1.5, sprintf('the first frame after %.2f s (the %d-byte download takes about %.1f s)', $took, $size, $size / 32768));
+unlike(Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/logs/access.log"), qr/test\.flv/, 'the download had not finished then (nothing in the access log yet)');
+my $end = wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 20);
+ok($end, 'Play.Stop at the end');
+my $frames = grep { is_frame($_) } @{ $r->{msgs} };
+is($frames, $video, "every video frame ($frames of $video)");
+ok(!(grep { level_of($_) eq 'error' } @{ $r->{msgs} }), 'no error status');
+like(Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/logs/access.log"), qr/test\.flv\S* HTTP\/1\.0" 200 $size /, 'one complete download');
+
+$r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+raw_play($r, 'mp4:late');
+raw_cmd($r, 'seek', amf_num(4500));
+my $f = wait_msg($r, \&is_frame, 15);
+ok($f && is_key($f), 'moov at the end: plays once the whole file is there, from a keyframe');
+is($f && $f->{ts}, 4000, 'at the seek made before the file was open (4000 ms, the keyframe before 4.5 s)');
+close $r->{sock};
+wait_until(sub { opendir(my $dh, "$TEST_NGINX_PREFIX/vodtmp"); !grep { !/^\./ } readdir $dh }, 10);
+opendir(my $dh, "$TEST_NGINX_PREFIX/vodtmp");
+is(join(',', grep { !/^\./ } readdir $dh), '', 'no temporary file left');
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: entries in order: a 404 and a refused connection fall to the next entry; 404 everywhere is StreamNotFound, other failures Play.Failed
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/none http://127.0.0.1:1/x http://127.0.0.1:$TEST_NGINX_HTTP_PORT/files;
+    }
+    application gone {
+        play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/none http://127.0.0.1:$TEST_NGINX_HTTP_PORT/nothere;
+    }
+    application broken {
+        play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/none http://127.0.0.1:1/x http://127.0.0.1:$TEST_NGINX_HTTP_PORT/teapot;
+    }
+}
+--- http_config
+server {
+    listen $TEST_NGINX_HTTP_PORT;
+    log_not_found off;
+    location /files/ { alias $TEST_NGINX_PREFIX/remote/; }
+    location /teapot/ { return 500; }
+}
+--- run
+make_files('remote');
 my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
 raw_play($r, 'test');
-ok(wait_msg($r, \&is_frame, 5), 'a local entry after an http:// one plays');
-$r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
-raw_play($r, 'nothere');
+ok(wait_msg($r, \&is_frame, 5), 'the third entry plays after a 404 and a refused connection');
+like(Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/logs/access.log"), qr{GET /none/test\.flv\S* HTTP/1\.0" 404.*GET /files/test\.flv\S* HTTP/1\.0" 200}s,
+     'the 404 entry was asked first');
+ok(log_lines(qr{rtmp: play: http://127\.0\.0\.1:1/x/test\.flv: cannot connect}), 'the refused connection is logged');
+
+$r = raw_player($TEST_NGINX_RTMP_PORT, 'gone') or BAIL_OUT("raw player: $@");
+raw_play($r, 'test');
 my $m = wait_msg($r, sub { level_of($_[0]) eq 'error' }, 5);
-is($m && status_of($m), 'NetStream.Play.StreamNotFound', 'a missing name: StreamNotFound');
-like($m ? $m->{data} : '', qr/not supported yet/, 'saying remote entries are not supported yet');
-ok(log_lines(qr/remote entries .* are not supported yet/), 'and an info line says so');
+is($m && status_of($m), 'NetStream.Play.StreamNotFound', '404 on every entry: StreamNotFound');
+ok(is_closed($r->{sock}, 5), 'and the connection closes (as a local name found nowhere)');
+
+$r = raw_player($TEST_NGINX_RTMP_PORT, 'broken') or BAIL_OUT("raw player: $@");
+raw_play($r, 'test');
+$m = wait_msg($r, sub { level_of($_[0]) eq 'error' }, 5);
+is($m && status_of($m), 'NetStream.Play.Failed', 'a 404, a refused connection and a 500: Play.Failed');
+like($m ? $m->{data} : '', qr/answered 500/, 'saying what went wrong');
+--- no_error_log
+[error]
+
+
+
+=== TEST 15: a server that closes mid-body, or stalls (netcall_timeout): the player gets Play.Failed, nothing is kept in play_local_path, no temporary file is left; the worker goes on serving
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play http://127.0.0.1:$TEST_NGINX_RTMP_PORT2/v;
+        play_temp_path vodtmp;
+        play_local_path vodkeep;
+        netcall_timeout 2s;
+    }
+}
+--- timeout: 60
+--- run
+File::Path::make_path("$TEST_NGINX_PREFIX/vodtmp", "$TEST_NGINX_PREFIX/vodkeep", { mode => 0777 });
+chmod 0777, "$TEST_NGINX_PREFIX/vodtmp", "$TEST_NGINX_PREFIX/vodkeep";
+my $dir = make_files('remote');
+my $body = Test::Nginx::Rtmp::slurp("$dir/test.flv");
+# A server announcing the whole file: it sends half and closes (first connection), or sends half
+# and stalls (second one).
+my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $TEST_NGINX_RTMP_PORT2,
+                                   Listen => 5, ReuseAddr => 1) or BAIL_OUT("listen: $!");
+my $srv = in_background(sub {
+    for my $mode ('close', 'stall') {
+        my $c = $listen->accept or return;
+        my $req = '';
+        sysread($c, $req, 4096, length $req) while $req !~ /\r\n\r\n/;
+        print $c "HTTP/1.0 200 OK\r\nContent-Length: " . length($body) . "\r\n\r\n" . substr($body, 0, length($body) / 2);
+        if ($mode eq 'close') { close $c } else { sleep 8; close $c }
+    }
+    return 1;
+});
+close $listen;
+for my $mode ('close', 'stall') {
+    my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+    raw_play($r, 'test');
+    ok(wait_msg($r, \&is_frame, 5), "$mode: the first half plays");
+    my $m = wait_msg($r, sub { level_of($_[0]) eq 'error' }, 15);
+    is($m && status_of($m), 'NetStream.Play.Failed', "$mode: then Play.Failed");
+    like($m ? $m->{data} : '', $mode eq 'close' ? qr/closed after \d+ of \d+ bytes/ : qr/no data for 2000 ms/, "$mode: saying why");
+    ok(wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 5), "$mode: and Play.Stop");
+}
+stop($srv->{pid});
+opendir(my $dh, "$TEST_NGINX_PREFIX/vodkeep");
+is(join(',', grep { !/^\./ } readdir $dh), '', 'nothing kept in play_local_path');
+opendir($dh, "$TEST_NGINX_PREFIX/vodtmp");
+is(join(',', grep { !/^\./ } readdir $dh), '', 'no temporary file left');
+ok(log_lines(qr/download failed after \d+ bytes: connection closed after/), 'the failure is logged');
+--- no_error_log
+[error]
+
+
+
+=== TEST 16: play_local_path keeps a complete download: the next play of that name is served from it (one HTTP request in all)
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/files;
+        play_temp_path vodtmp;
+        play_local_path vodkeep;
+    }
+}
+--- http_config
+server {
+    listen $TEST_NGINX_HTTP_PORT;
+    log_not_found off;
+    location /files/ { alias $TEST_NGINX_PREFIX/remote/; }
+}
+--- timeout: 60
+--- run
+File::Path::make_path("$TEST_NGINX_PREFIX/vodtmp", "$TEST_NGINX_PREFIX/vodkeep", { mode => 0777 });
+chmod 0777, "$TEST_NGINX_PREFIX/vodtmp", "$TEST_NGINX_PREFIX/vodkeep";
+my $dir = make_files('remote');
+for my $name ('test', 'mp4:test') {
+    for my $round (1, 2) {
+        my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+        raw_play($r, $name);
+        ok(wait_msg($r, \&is_frame, 5), "$name, play $round: frames");
+        if ($round == 1) {
+            my $end = wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 20);
+            ok($end, "$name, play $round: to the end");
+        }
+        close $r->{sock};
+    }
+}
+is(Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/vodkeep/test.flv"), Test::Nginx::Rtmp::slurp("$dir/test.flv"), 'test.flv kept, byte for byte');
+is(Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/vodkeep/test.mp4"), Test::Nginx::Rtmp::slurp("$dir/test.mp4"), 'test.mp4 kept, byte for byte');
+my $access = Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/logs/access.log");
+is(scalar(() = $access =~ /GET \/files\/test\.flv/g), 1, 'one HTTP request for test.flv');
+is(scalar(() = $access =~ /GET \/files\/test\.mp4/g), 1, 'one HTTP request for test.mp4');
+ok(log_lines(qr{from "\Q$TEST_NGINX_PREFIX\E/vodkeep/test\.flv"}), 'the second play came from play_local_path');
+opendir(my $dh, "$TEST_NGINX_PREFIX/vodtmp");
+is(join(',', grep { !/^\./ } readdir $dh), '', 'no temporary file left');
 --- no_error_log
 [error]

@@ -6,6 +6,7 @@ pub mod conf;
 pub mod conn;
 pub mod files;
 pub mod http;
+pub mod http_head;
 pub mod listen;
 pub mod log;
 pub mod module;

@@ -1,6 +1,8 @@
 //! `play`, `play_temp_path`, `play_local_path`: nginx-rtmp-module's VOD directives. An
 //! application's own entries come first, then those inherited from server and rtmp levels.
 
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
 use crate::ngx::conf::{merge, Conf, Directive};
 use crate::ngx::module::Merge;
 
@@ -9,8 +11,21 @@ use crate::ngx::module::Merge;
 pub enum Entry {
     /// A local directory (full path, no trailing slash).
     Dir(String),
-    /// An `http://host[:port]/prefix` URL (kept as written).
-    Http(String),
+    /// An `http://host[:port]/prefix` URL, resolved while the configuration loads.
+    Http(Remote),
+}
+
+/// A remote play entry: files are fetched from `http://host[:port]/prefix/<file>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    /// The URL as written, for log lines.
+    pub text: String,
+    /// `Host` header: the host, with the port when it is not 80.
+    pub host_header: String,
+    /// Path prefix without its trailing slash (may be empty).
+    pub prefix: String,
+    /// Addresses to try in order; empty when the host did not resolve at configuration time.
+    pub addrs: Vec<SocketAddr>,
 }
 
 #[derive(Default)]
@@ -44,18 +59,92 @@ impl Merge for PlayAppConf {
     }
 }
 
-/// Whether `url` is a usable `http://host[:port]/prefix`.
-fn check_http(url: &str) -> Result<(), String> {
-    let rest = url.get("http://".len()..).unwrap_or_default();
-    let host_port = rest.split('/').next().unwrap_or_default();
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (host_port, None),
-    };
-    if host.is_empty() || port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
-        return Err(format!("invalid URL \"{url}\" in \"play\" directive"));
+/// Parses `http://host[:port][/prefix]`: the host, the port, the `Host` header and the prefix.
+fn parse_http(url: &str) -> Result<(String, u16, String, String), String> {
+    let bad = || format!("invalid URL \"{url}\" in \"play\" directive");
+    let rest = url.get("http://".len()..).ok_or_else(bad)?;
+    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
     }
-    Ok(())
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err(bad());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (ip, after) = v6.split_once(']').ok_or_else(bad)?;
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad());
+        }
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+        };
+        (ip, port)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => 80,
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(bad)?,
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let shown = if authority.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let host_header = if port == 80 {
+        shown
+    } else {
+        format!("{shown}:{port}")
+    };
+    // The prefix is a path: a query or fragment written after it is not kept.
+    let prefix = path.split(['?', '#']).next().unwrap_or_default();
+    Ok((
+        host.to_string(),
+        port,
+        host_header,
+        prefix.trim_end_matches('/').to_string(),
+    ))
+}
+
+/// Resolves a remote entry's host now (as nginx does for static upstreams). A name that does not
+/// resolve is a warning: that entry then fails every play and the next entry is tried.
+fn remote(cf: &Conf, url: &str) -> Result<Remote, String> {
+    let (host, port, host_header, prefix) = parse_http(url)?;
+    let addrs = if let Ok(ip) = host.parse::<IpAddr>() {
+        vec![SocketAddr::new(ip, port)]
+    } else {
+        match (host.as_str(), port).to_socket_addrs() {
+            Ok(found) => {
+                let mut addrs: Vec<SocketAddr> = Vec::new();
+                for a in found {
+                    if !addrs.contains(&a) {
+                        addrs.push(a);
+                    }
+                }
+                addrs
+            }
+            Err(e) => {
+                cf.warn(&format!(
+                    "\"play\": host \"{host}\" of \"{url}\" not found: {e}"
+                ));
+                Vec::new()
+            }
+        }
+    };
+    Ok(Remote {
+        text: url.to_string(),
+        host_header,
+        prefix,
+        addrs,
+    })
 }
 
 /// `play ENTRY [ENTRY...]`, repeatable.
@@ -70,8 +159,7 @@ impl Directive<PlayAppConf> for Play {
             }
             let lower = a.to_ascii_lowercase();
             if lower.starts_with("http://") {
-                check_http(&a)?;
-                conf.entries.push(Entry::Http(a));
+                conf.entries.push(Entry::Http(remote(cf, &a)?));
             } else if lower.contains("://") {
                 return Err(format!(
                     "unsupported URL \"{a}\" in \"play\" directive (a directory or http://)"

@@ -1,6 +1,8 @@
 //! The play module's hooks: a play whose name is a file in a `play` directory is answered from
 //! the file, paced at real time plus a lead, by a timer per play; seek, pause and closeStream act
-//! on it. A name found nowhere goes on to the next module (live), or is refused.
+//! on it. A name found in no directory is fetched from the `http://` entries when there are some
+//! (`play_local_path` first, where complete downloads are kept), played while it downloads;
+//! otherwise it goes on to the next module (live), or is refused.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -8,8 +10,9 @@ use std::rc::{Rc, Weak};
 use bytes::{Bytes, BytesMut};
 use rtmp_proto::amf0::{self, Amf0Value};
 use rtmp_proto::command;
+use rtmp_proto::http::form_encode;
 use rtmp_proto::message::{csid, msg_type, Control, UserControl};
-use rtmp_proto::vod::{TagKind, VodError, VodFile, VodTag};
+use rtmp_proto::vod::{Source, TagKind, VodError, VodFile, VodTag};
 use rtmp_proto::RawMessage;
 
 use crate::core::hooks::{PlayReq, Step};
@@ -22,6 +25,7 @@ use crate::{log_debug, log_info};
 
 use super::conf::{Entry, PlayAppConf};
 use super::names::file_name;
+use super::remote::{Failure, FetchSpec, RemoteSource};
 use super::source::FileSource;
 use super::PlayModule;
 
@@ -31,6 +35,8 @@ const LEAD_MS: u32 = 1000;
 const BURST: usize = 200;
 /// How long to wait when the player's queue is full.
 const QUEUE_WAIT_MS: u64 = 20;
+/// How often a remote file's opening is tried again while it downloads.
+const OPEN_RETRY_MS: u64 = 50;
 
 /// The VOD plays of a session, per message stream id.
 #[derive(Default)]
@@ -42,8 +48,33 @@ struct PlayCtx {
 
 struct Running {
     stream_id: u32,
-    vod: Rc<RefCell<Vod>>,
+    vod: Rc<RefCell<Player>>,
     timer: Timer,
+}
+
+/// A play: a remote file being opened, or a file being played.
+enum Player {
+    Opening(Opening),
+    Playing(Box<Vod>),
+    Ended,
+}
+
+/// What a play is about, before its file is open.
+struct Params {
+    peer: Rc<Peer>,
+    log: Log,
+    stream_id: u32,
+    name: String,
+    /// Where to start (ms): the play's start, or a seek before the file was open.
+    start: u32,
+    enhanced: bool,
+    max_queued: usize,
+}
+
+/// A remote file downloading until its reader can open it.
+struct Opening {
+    params: Params,
+    src: RemoteSource,
 }
 
 /// One file being played to one player.
@@ -52,7 +83,7 @@ struct Vod {
     log: Log,
     stream_id: u32,
     name: String,
-    src: FileSource,
+    src: Box<dyn Source>,
     file: VodFile,
     enhanced: bool,
     /// Media timestamp at `epoch_ms`.
@@ -113,125 +144,97 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
             return Step::Close(format!("play \"{}\": {} (\"play\")", req.name, why));
         }
     };
-    let mut remote = false;
-    let mut found = None;
-    for e in &conf.entries {
-        match e {
-            Entry::Dir(dir) => {
-                let path = format!("{dir}/{rel}");
-                match FileSource::open(&path) {
-                    Ok(Some(src)) => {
-                        found = Some((path, src));
-                        break;
-                    }
-                    Ok(None) => log_debug!(s.log, "rtmp: play: \"{}\" not found", path),
-                    Err(e) => log_info!(s.log, "rtmp: play: cannot open \"{}\": {}", path, e),
-                }
-            }
-            Entry::Http(url) => {
-                remote = true;
-                log_info!(
-                    s.log,
-                    "rtmp: play: \"{}\": remote entries (play {}) are not supported yet",
-                    req.name,
-                    url
-                );
-            }
-        }
-    }
-    let Some((path, mut src)) = found else {
-        let why = if remote {
-            "Video on demand stream not found (remote play entries are not supported yet)"
-        } else {
-            "Video on demand stream not found"
-        };
-        with_ctx(s, |c| c.missed.push((req.stream_id, why.to_string())));
-        return Step::Continue;
-    };
-    let mut file = match VodFile::open(&mut src) {
-        Ok(f) => f,
-        Err(e) => {
-            s.send_status(
-                req.stream_id,
-                "error",
-                "NetStream.Play.Failed",
-                &format!("{}: {}", req.name, e),
-            );
-            return Step::Close(format!("play \"{}\": \"{}\": {}", req.name, path, e));
-        }
-    };
-    let enhanced = s.info.caps.receives_video(*b"hvc1");
-    file.set_enhanced(enhanced);
     let start = if req.start.is_finite() && req.start > 0.0 {
         req.start.min(u32::MAX as f64) as u32
     } else {
         0
     };
-    let base_ts = match file.seek(&mut src, start) {
-        Ok(ts) => ts,
-        Err(e) => {
-            s.send_status(
-                req.stream_id,
-                "error",
-                "NetStream.Play.Failed",
-                &format!("{}: {}", req.name, e),
-            );
-            return Step::Close(format!("play \"{}\": \"{}\": seek: {}", req.name, path, e));
-        }
-    };
-    log_info!(
-        s.log,
-        "rtmp: play: \"{}\" from \"{}\" at {} ms{}",
-        req.name,
-        path,
-        base_ts,
-        if enhanced { " (Enhanced RTMP)" } else { "" }
-    );
-    s.send_user_control(UserControl::StreamBegin(req.stream_id));
-    s.send_status(
-        req.stream_id,
-        "status",
-        "NetStream.Play.Reset",
-        &format!("Playing and resetting {}.", req.name),
-    );
-    s.send_status(
-        req.stream_id,
-        "status",
-        "NetStream.Play.Start",
-        &format!("Started playing {}.", req.name),
-    );
-    s.send_user_control(UserControl::StreamIsRecorded(req.stream_id));
-    s.send(
-        csid::DATA,
-        &RawMessage::new(
-            msg_type::AMF0_DATA,
-            req.stream_id,
-            0,
-            command::sample_access(),
-        ),
-    );
-    let vod = Vod {
+    let params = Params {
         peer: s.peer.clone(),
         log: s.log,
         stream_id: req.stream_id,
         name: req.name.clone(),
-        src,
-        file,
-        enhanced,
-        base_ts,
-        epoch_ms: now_ms(),
-        next: None,
-        paused: false,
-        paused_at: 0,
-        done: false,
+        start,
+        enhanced: s.info.caps.receives_video(*b"hvc1"),
         max_queued: (s.srv().out_queue() / 2).clamp(8, 512),
-        sent_bytes: 0,
     };
-    vod.send_data(base_ts, vod.file.metadata());
-    vod.send_headers(base_ts);
-    let vod = Rc::new(RefCell::new(vod));
+    let mut remotes = Vec::new();
+    let mut found = None;
+    for e in &conf.entries {
+        match e {
+            Entry::Dir(dir) => {
+                if found.is_some() {
+                    continue;
+                }
+                let path = format!("{dir}/{rel}");
+                match FileSource::open(&path) {
+                    Ok(Some(src)) => found = Some((path, src)),
+                    Ok(None) => log_debug!(s.log, "rtmp: play: \"{}\" not found", path),
+                    Err(e) => log_info!(s.log, "rtmp: play: cannot open \"{}\": {}", path, e),
+                }
+            }
+            Entry::Http(r) => remotes.push(r.clone()),
+        }
+    }
+    if found.is_none() && !remotes.is_empty() {
+        // Complete downloads kept earlier are played from there, not fetched again.
+        if let Some(local) = conf.local_path() {
+            let path = format!("{local}/{rel}");
+            match FileSource::open(&path) {
+                Ok(Some(src)) => found = Some((path, src)),
+                Ok(None) => log_debug!(s.log, "rtmp: play: \"{}\" not found", path),
+                Err(e) => log_info!(s.log, "rtmp: play: cannot open \"{}\": {}", path, e),
+            }
+        }
+    }
+    let player = match found {
+        Some((path, src)) => {
+            let mut src: Box<dyn Source> = Box::new(src);
+            let opened = VodFile::open(&mut *src).and_then(|file| begin(&params, src, file, &path));
+            match opened {
+                Ok(vod) => Player::Playing(Box::new(vod)),
+                Err(e) => {
+                    s.send_status(
+                        req.stream_id,
+                        "error",
+                        "NetStream.Play.Failed",
+                        &format!("{}: {}", req.name, e),
+                    );
+                    return Step::Close(format!("play \"{}\": \"{}\": {}", req.name, path, e));
+                }
+            }
+        }
+        None if !remotes.is_empty() => {
+            let timeout_ms = s
+                .app_ctx
+                .map_or(10_000, |ctx| crate::netcall::limits(ctx).0);
+            let mut query = form_encode(&[("addr", &s.peer.address())]);
+            if !req.args.is_empty() {
+                query.push('&');
+                query.push_str(&rtmp_proto::http::percent_encode(&req.args, b"=&%+"));
+            }
+            let spec = FetchSpec {
+                entries: remotes,
+                rel,
+                query,
+                temp_dir: conf.temp_path().to_string(),
+                local_dir: conf.local_path().map(str::to_string),
+                timeout_ms,
+            };
+            Player::Opening(Opening {
+                params,
+                src: RemoteSource::start(spec, s.log),
+            })
+        }
+        None => {
+            let why = "Video on demand stream not found".to_string();
+            with_ctx(s, |c| c.missed.push((req.stream_id, why)));
+            return Step::Continue;
+        }
+    };
+    let vod = Rc::new(RefCell::new(player));
     let timer = pump_timer(Rc::downgrade(&vod));
-    let first = vod.borrow_mut().pump();
+    let first = tick(&vod);
     if let Again::After(ms) = first {
         timer.arm(ms);
     }
@@ -245,15 +248,133 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
     Step::Stop
 }
 
-fn pump_timer(vod: Weak<RefCell<Vod>>) -> Timer {
+/// Opens the play of `file`: seeks to the start, sends the statuses, onMetaData and the codec
+/// headers.
+fn begin(
+    p: &Params,
+    mut src: Box<dyn Source>,
+    mut file: VodFile,
+    origin: &str,
+) -> Result<Vod, VodError> {
+    file.set_enhanced(p.enhanced);
+    let base_ts = file.seek(&mut *src, p.start)?;
+    log_info!(
+        p.log,
+        "rtmp: play: \"{}\" from \"{}\" at {} ms{}",
+        p.name,
+        origin,
+        base_ts,
+        if p.enhanced { " (Enhanced RTMP)" } else { "" }
+    );
+    let vod = Vod {
+        peer: p.peer.clone(),
+        log: p.log,
+        stream_id: p.stream_id,
+        name: p.name.clone(),
+        src,
+        file,
+        enhanced: p.enhanced,
+        base_ts,
+        epoch_ms: now_ms(),
+        next: None,
+        paused: false,
+        paused_at: 0,
+        done: false,
+        max_queued: p.max_queued,
+        sent_bytes: 0,
+    };
+    vod.send_control(UserControl::StreamBegin(p.stream_id));
+    vod.peer.send_status(
+        p.stream_id,
+        "status",
+        "NetStream.Play.Reset",
+        &format!("Playing and resetting {}.", p.name),
+    );
+    vod.peer.send_status(
+        p.stream_id,
+        "status",
+        "NetStream.Play.Start",
+        &format!("Started playing {}.", p.name),
+    );
+    vod.send_control(UserControl::StreamIsRecorded(p.stream_id));
+    vod.send_data(0, command::sample_access());
+    vod.send_data(base_ts, vod.file.metadata());
+    vod.send_headers(base_ts);
+    Ok(vod)
+}
+
+/// Runs a play once: sends what is due, or tries to open a downloading file.
+fn tick(player: &Rc<RefCell<Player>>) -> Again {
+    let Ok(mut p) = player.try_borrow_mut() else {
+        return Again::After(QUEUE_WAIT_MS);
+    };
+    match &mut *p {
+        Player::Playing(v) => return v.pump(),
+        Player::Ended => return Again::Stop,
+        Player::Opening(_) => {}
+    }
+    let Player::Opening(o) = std::mem::replace(&mut *p, Player::Ended) else {
+        return Again::Stop;
+    };
+    let Opening { params, mut src } = o;
+    if params.peer.is_closed() {
+        return Again::Stop;
+    }
+    let refuse = |code: &str, why: String| {
+        log_info!(params.log, "rtmp: play: \"{}\": {}", params.name, why);
+        params
+            .peer
+            .send_status(params.stream_id, "error", code, &why);
+        params
+            .peer
+            .request_close(format!("play \"{}\": {}", params.name, why));
+        Again::Stop
+    };
+    let url = src.url();
+    let opened = VodFile::open(&mut src);
+    // A download that failed after its first bytes still plays what came (the reader may have
+    // all it needs to open): the failure shows when the play reaches the missing bytes.
+    let file = match (opened, src.failure()) {
+        (Ok(f), _) => f,
+        (Err(_), Some(Failure::NotFound)) => {
+            return refuse(
+                "NetStream.Play.StreamNotFound",
+                "Video on demand stream not found".into(),
+            )
+        }
+        (Err(_), Some(Failure::Error(e))) => {
+            return refuse(
+                "NetStream.Play.Failed",
+                format!("{}: cannot fetch: {}", params.name, e),
+            )
+        }
+        (Err(VodError::Pending), None) => {
+            *p = Player::Opening(Opening { params, src });
+            return Again::After(OPEN_RETRY_MS);
+        }
+        (Err(e), None) => {
+            return refuse("NetStream.Play.Failed", format!("{}: {}", params.name, e))
+        }
+    };
+    let boxed: Box<dyn Source> = Box::new(src);
+    match begin(&params, boxed, file, &url) {
+        Ok(vod) => {
+            *p = Player::Playing(Box::new(vod));
+            match &mut *p {
+                Player::Playing(v) => v.pump(),
+                _ => Again::Stop,
+            }
+        }
+        Err(e) => refuse("NetStream.Play.Failed", format!("{}: {}", params.name, e)),
+    }
+}
+
+fn pump_timer(vod: Weak<RefCell<Player>>) -> Timer {
     Timer::new(move || {
         let Some(vod) = vod.upgrade() else {
             return Again::Stop;
         };
-        let Ok(mut v) = vod.try_borrow_mut() else {
-            return Again::After(QUEUE_WAIT_MS);
-        };
-        v.pump()
+        tick(&vod)
     })
 }
 
@@ -285,8 +406,11 @@ fn with_vod<R>(
 ) -> Option<R> {
     let c = s.ext.get_mut::<PlayCtx>()?;
     let r = c.plays.iter().find(|r| r.stream_id == stream_id)?;
-    let mut v = r.vod.try_borrow_mut().ok()?;
-    Some(f(&mut v, &r.timer))
+    let mut p = r.vod.try_borrow_mut().ok()?;
+    match &mut *p {
+        Player::Playing(v) => Some(f(v, &r.timer)),
+        _ => None,
+    }
 }
 
 fn arm(timer: &Timer, again: Again) {
@@ -301,9 +425,13 @@ pub fn seek(s: &mut Session, stream_id: u32, position_ms: f64) -> Step {
     } else {
         0
     };
+    if with_opening(s, stream_id, |o| o.params.start = ms) {
+        // As the C module: a seek before the file is open is where the play starts.
+        return Step::Stop;
+    }
     let handled = with_vod(s, stream_id, |v, timer| {
         v.send_control(UserControl::StreamEof(v.stream_id));
-        match v.file.seek(&mut v.src, ms) {
+        match v.file.seek(&mut *v.src, ms) {
             Ok(ts) => {
                 log_info!(
                     v.log,
@@ -348,7 +476,31 @@ pub fn seek(s: &mut Session, stream_id: u32, position_ms: f64) -> Step {
     }
 }
 
+/// Runs `f` on the play of `stream_id` if it is a remote file not open yet.
+fn with_opening(s: &mut Session, stream_id: u32, f: impl FnOnce(&mut Opening)) -> bool {
+    let Some(c) = s.ext.get_mut::<PlayCtx>() else {
+        return false;
+    };
+    let Some(r) = c.plays.iter().find(|r| r.stream_id == stream_id) else {
+        return false;
+    };
+    let Ok(mut p) = r.vod.try_borrow_mut() else {
+        return false;
+    };
+    match &mut *p {
+        Player::Opening(o) => {
+            f(o);
+            true
+        }
+        _ => false,
+    }
+}
+
 pub fn pause(s: &mut Session, stream_id: u32, paused: bool) -> Step {
+    if with_opening(s, stream_id, |_| {}) {
+        // As the C module: ignored before the file is open.
+        return Step::Stop;
+    }
     let handled = with_vod(s, stream_id, |v, timer| {
         if paused {
             if !v.paused {
@@ -470,7 +622,7 @@ impl Vod {
             }
             let tag = match self.next.take() {
                 Some(t) => t,
-                None => match self.file.next(&mut self.src) {
+                None => match self.file.next(&mut *self.src) {
                     Ok(Some(t)) => t,
                     Ok(None) => {
                         self.complete();
@@ -501,7 +653,7 @@ impl Vod {
     /// While paused after a seek: the frames up to the first video keyframe.
     fn send_until_keyframe(&mut self) {
         for _ in 0..BURST {
-            match self.file.next(&mut self.src) {
+            match self.file.next(&mut *self.src) {
                 Ok(Some(t)) if t.kind == TagKind::Script => {}
                 Ok(Some(t)) => {
                     self.send_tag(&t, false);

@@ -1,9 +1,12 @@
 //! `play`: video on demand, nginx-rtmp-module's `play DIR|http://URL ...`. A play whose name is
-//! an FLV or MP4 file in a play directory is sent from the file (read by `rtmp_proto::vod`).
+//! an FLV or MP4 file in a play directory is sent from the file (read by `rtmp_proto::vod`); a
+//! name found in no directory is fetched from the `http://` entries and played while it
+//! downloads (`remote`).
 
 pub mod conf;
 mod handlers;
 mod names;
+mod remote;
 mod source;
 
 use std::ptr::{addr_of, addr_of_mut};
