@@ -249,14 +249,12 @@ fn sample_entry(o: &mut Vec<u8>, entry: &SampleEntry) {
             u16be(o, 16); // samplesize
             u32be(o, 0); // pre_defined, reserved
                          // 16.16 fixed point; rates above 65535 Hz do not fit (the esds says the truth).
-            u32be(
-                o,
-                u32::try_from(*sample_rate)
-                    .ok()
-                    .filter(|r| *r <= 0xFFFF)
-                    .unwrap_or(0)
-                    << 16,
-            );
+            let rate = if *sample_rate <= 0xFFFF {
+                *sample_rate
+            } else {
+                0
+            };
+            u32be(o, rate << 16);
             put_full_box(o, b"esds", 0, 0, |o| esds(o, asc));
         }),
     }

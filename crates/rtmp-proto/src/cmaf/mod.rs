@@ -195,7 +195,7 @@ fn ms_to_ticks_round(ms: u64, timescale: u32) -> u64 {
 }
 
 fn ms_to_ticks_ceil(ms: u64, timescale: u32) -> u64 {
-    u64::try_from((u128::from(ms) * u128::from(timescale) + 999) / 1000).unwrap_or(u64::MAX)
+    u64::try_from((u128::from(ms) * u128::from(timescale)).div_ceil(1000)).unwrap_or(u64::MAX)
 }
 
 fn pts(dts: u64, cto: i32) -> i64 {
@@ -306,6 +306,8 @@ struct Track {
     cut_requested: bool,
     /// A segment number taken for this track's next cut.
     reserved: Option<u64>,
+    /// The number of its latest segment.
+    last_number: Option<u64>,
     /// Unsupported notices given (bits).
     said: u8,
 }
@@ -328,6 +330,7 @@ impl Track {
             anchor: None,
             cut_requested: false,
             reserved: None,
+            last_number: None,
             said: 0,
         }
     }
@@ -365,6 +368,7 @@ impl Track {
     }
 
     fn open(&mut self, number: u64, first: &Sample) {
+        self.last_number = Some(number);
         self.seg = Some(Seg {
             number,
             start: first.dts,
@@ -887,7 +891,7 @@ impl CmafPackager {
     }
 
     /// Applies a waiting configuration as a frame arrives: the pending sample ends the segment.
-    fn switch_config(&mut self, kind: TrackKind, next_dts: u64, out: &mut Vec<CmafEvent>) -> bool {
+    fn switch_config(&mut self, kind: TrackKind, next_dts: u64, out: &mut Vec<CmafEvent>) {
         let (part, max) = (
             self.part_ticks(self.track(kind).timescale()),
             self.conf.max_chunk_bytes,
@@ -897,12 +901,11 @@ impl CmafPackager {
             TrackKind::Audio => &mut self.audio,
         };
         let Some(next) = t.next.take() else {
-            return false;
+            return;
         };
         t.complete_pending(Some(next_dts), part, max, out);
         t.end_segment(out);
         t.apply(next, out);
-        true
     }
 
     fn video_frame(&mut self, s: Sample, out: &mut Vec<CmafEvent>) {
@@ -988,13 +991,16 @@ impl CmafPackager {
     }
 
     fn audio_frame(&mut self, s: Sample, out: &mut Vec<CmafEvent>) {
-        let switched = self.switch_config(TrackKind::Audio, s.dts, out);
+        self.switch_config(TrackKind::Audio, s.dts, out);
         let rate = self.audio.timescale();
         let part = self.part_ticks(rate);
         let max = self.conf.max_chunk_bytes;
         if self.audio.seg.is_none() {
-            let number = match (&self.video.seg, self.video_leads && !switched) {
-                (Some(vseg), true) => vseg.number,
+            let last = self.audio.last_number;
+            let number = match (&self.video.seg, self.video_leads) {
+                // The video's open segment, unless audio had that number already (it ended
+                // early for a new configuration).
+                (Some(vseg), true) if last.is_none_or(|l| vseg.number > l) => vseg.number,
                 _ => {
                     let n = self.take_number();
                     if self.video_leads {
