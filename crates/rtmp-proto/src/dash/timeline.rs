@@ -19,11 +19,13 @@
 //! A Period is published (rendered) once every track it declares has a segment in it, so its set
 //! of AdaptationSets never changes after it first appears.
 //!
-//! Window. Per track, the newest segments are listed while the older ones still cover
-//! `playlist_length_ms` (`dash_playlist_length`): the listed span is at least the window (once
-//! there is that much media) and less than the window plus one segment. The last segment a track
-//! has in a Period that still has listed segments in another track stays listed, so an
-//! AdaptationSet never disappears from a Period that is still shown. Periods without listed
+//! Window. The live edge is the latest segment end (MPD time) of any track; a segment is listed
+//! while its end is less than `playlist_length_ms` (`dash_playlist_length`, also the
+//! `timeShiftBufferDepth`) before that edge, which is exactly when the DASH availability window
+//! still holds it. So the listing covers at least the window (once there is that much media) and
+//! less than the window plus one segment, and a track that stops is emptied as the others go on.
+//! Exception: the last segment a track has in a Period that still has listed segments stays
+//! listed, so an AdaptationSet never disappears from a Period still shown. Periods without listed
 //! segments are dropped (the current one is kept).
 //!
 //! Deletion. A segment that left the listing at publish time `p` is reported by
@@ -125,11 +127,6 @@ pub struct Segment {
 impl Segment {
     pub fn end(&self) -> u64 {
         self.start + self.duration
-    }
-
-    /// Duration in microseconds (rounded down).
-    fn duration_us(&self) -> u128 {
-        u128::from(self.duration) * 1_000_000 / u128::from(self.timescale)
     }
 
     /// Duration in milliseconds, rounded up.
@@ -416,38 +413,44 @@ impl Timeline {
         end
     }
 
+    /// MPD time (µs after AST) of a listed segment's end.
+    fn end_us(&self, s: &Segment) -> i128 {
+        self.periods.iter().find(|p| p.id == s.period).map_or(i128::MIN, |p| p.mpd_time_us(s.end(), s.timescale))
+    }
+
     /// Moves what left the window to the retired list; drops Periods with nothing listed.
     fn expire(&mut self) {
-        let window_us = u128::from(self.cfg.playlist_length_ms) * 1000;
-        let mut cuts = [0usize; 2];
-        for (ti, segs) in self.segments.iter().enumerate() {
-            let mut total: u128 = segs.iter().map(Segment::duration_us).sum();
-            let mut cut = 0;
-            while cut + 1 < segs.len() && total - segs[cut].duration_us() >= window_us {
-                total -= segs[cut].duration_us();
-                cut += 1;
-            }
-            cuts[ti] = cut;
-        }
+        let ends: Vec<Vec<i128>> =
+            self.segments.iter().map(|segs| segs.iter().map(|s| self.end_us(s)).collect()).collect();
+        let Some(edge) = ends.iter().flatten().copied().max() else { return };
+        let limit = edge - i128::from(self.cfg.playlist_length_ms) * 1000;
         let mut remaining: Vec<u64> = self.periods.back().map(|p| p.id).into_iter().collect();
-        for (ti, segs) in self.segments.iter().enumerate() {
-            remaining.extend(segs.iter().skip(cuts[ti]).map(|s| s.period));
+        for (segs, ends) in self.segments.iter().zip(&ends) {
+            remaining.extend(segs.iter().zip(ends).filter(|(_, &e)| e > limit).map(|(s, _)| s.period));
         }
         remaining.sort_unstable();
         remaining.dedup();
-        for (ti, segs) in self.segments.iter().enumerate() {
-            // Keep the last segment of a still-shown Period (cut <= len - 1, so i + 1 exists).
-            if let Some(i) = (0..cuts[ti])
-                .find(|&i| segs[i + 1].period != segs[i].period && remaining.binary_search(&segs[i].period).is_ok())
-            {
-                cuts[ti] = i;
-            }
-        }
         let remove_at_ms = self.publish_ms + self.cfg.playlist_length_ms + self.max_segment_ms();
         for (ti, track) in Track::ALL.into_iter().enumerate() {
-            for s in self.segments[ti].drain(..cuts[ti]) {
-                self.retired.push(Retired { track, number: s.number, remove_at_ms });
-            }
+            let segs = &self.segments[ti];
+            // Listed: it ends inside the window, or it is the track's last segment of a Period
+            // that is still shown (so the Period keeps its AdaptationSets).
+            let keep: Vec<bool> = (0..segs.len())
+                .map(|i| {
+                    ends[ti][i] > limit
+                        || (segs.get(i + 1).is_none_or(|n| n.period != segs[i].period)
+                            && remaining.binary_search(&segs[i].period).is_ok())
+                })
+                .collect();
+            let mut k = keep.iter();
+            let retired = &mut self.retired;
+            self.segments[ti].retain(|s| {
+                let keep = *k.next().unwrap_or(&true);
+                if !keep {
+                    retired.push(Retired { track, number: s.number, remove_at_ms });
+                }
+                keep
+            });
         }
         self.periods.retain(|p| remaining.binary_search(&p.id).is_ok());
     }
