@@ -1030,6 +1030,162 @@ pub fn segmenter(data: &[u8]) {
     assert!(!open && !s.is_open(), "finish leaves a segment open");
 }
 
+// ---------------------------------------------------------------------------------------------
+// CMAF packager
+
+/// Record kinds of the `cmaf` input besides messages: end the open chunks (`end_part`), ask for a
+/// segment cut (`end_segment`); `SEGMENTER_FINISH` flushes.
+const CMAF_END_PART: u8 = 0x3E;
+const CMAF_END_SEGMENT: u8 = 0x3D;
+
+/// The boxes exactly filling `b`: (type, body).
+fn cmaf_boxes(mut b: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    let mut v = Vec::new();
+    while !b.is_empty() {
+        assert!(b.len() >= 8, "box header past its parent");
+        let size = u32::from_be_bytes(b[..4].try_into().unwrap()) as usize;
+        assert!(size >= 8 && size <= b.len(), "box size {size} out of its parent");
+        v.push((b[4..8].try_into().unwrap(), &b[8..size]));
+        b = &b[size..];
+    }
+    v
+}
+
+fn cmaf_child<'a>(b: &'a [u8], kind: &[u8; 4]) -> &'a [u8] {
+    let v = cmaf_boxes(b);
+    let mut found = v.iter().filter(|(k, _)| k == kind);
+    let one = found.next().expect("a child box").1;
+    assert!(found.next().is_none(), "one child box of a kind");
+    one
+}
+
+/// RTMP messages (the segmenter's input format, plus part and segment requests) through the CMAF
+/// packager: every init is ftyp + moov, every chunk moof + mdat with its trun data offset at the
+/// mdat payload and sizes covering it, durations > 0, tfdt continuing the previous chunk (or
+/// not going back after a new init), segments numbered upwards and starting with a sync sample
+/// when they say they are independent.
+pub fn cmaf(data: &[u8]) {
+    use rtmp_proto::cmaf::{CmafConf, CmafEvent, CmafPackager, TrackKind, SYNC_SAMPLE_FLAGS};
+    let mut src = Src::new(data);
+    let sel = src.u8();
+    let segment_ms = [0u64, 300, 1000, 4000][usize::from(sel & 3)];
+    let conf = CmafConf {
+        segment_ms,
+        max_segment_ms: [0, 500, 2000, 50_000][usize::from((sel >> 2) & 3)],
+        part_ms: [0, 100, 200, 1000][usize::from((sel >> 4) & 3)],
+        audio_sync_ms: if sel & 0x40 != 0 { 0 } else { 15 },
+        max_interleave_ms: if sel & 0x80 != 0 { 0 } else { 500 },
+        max_chunk_bytes: 1 << 16,
+        first_segment: 1,
+    };
+    let mut p = CmafPackager::new(conf);
+    // Per track: end of the last chunk, a new init since, last mfhd sequence, open segment
+    // number, last ended segment number.
+    let mut state = [(None::<u64>, false, 0u32, None::<u64>, None::<u64>); 2];
+    let mut notices = 0;
+    let mut check = |events: &[CmafEvent]| {
+        for e in events {
+            match e {
+                CmafEvent::Init { track, bytes, .. } => {
+                    let st = &mut state[*track as usize];
+                    assert!(st.3.is_none(), "a new init inside a segment");
+                    let top = cmaf_boxes(bytes);
+                    assert_eq!(top.iter().map(|b| b.0).collect::<Vec<_>>(), [*b"ftyp", *b"moov"]);
+                    let trak = cmaf_child(top[1].1, b"trak");
+                    let _ = cmaf_child(cmaf_child(cmaf_child(cmaf_child(trak, b"mdia"), b"minf"), b"stbl"), b"stsd");
+                    let _ = cmaf_child(cmaf_child(top[1].1, b"mvex"), b"trex");
+                    st.1 = true;
+                }
+                CmafEvent::Chunk(c) => {
+                    let st = &mut state[c.track as usize];
+                    let top = cmaf_boxes(&c.bytes);
+                    assert_eq!(top.iter().map(|b| b.0).collect::<Vec<_>>(), [*b"moof", *b"mdat"]);
+                    let moof = top[0].1;
+                    let seq = u32::from_be_bytes(cmaf_child(moof, b"mfhd")[4..8].try_into().unwrap());
+                    assert!(seq > st.2, "mfhd sequence increases");
+                    st.2 = seq;
+                    let traf = cmaf_child(moof, b"traf");
+                    let tfdt = cmaf_child(traf, b"tfdt");
+                    assert_eq!(tfdt[0], 1);
+                    let tfdt = u64::from_be_bytes(tfdt[4..12].try_into().unwrap());
+                    assert_eq!(tfdt, c.start);
+                    let trun = cmaf_child(traf, b"trun");
+                    let flags = u32::from_be_bytes(trun[..4].try_into().unwrap()) & 0xFF_FFFF;
+                    let count = u32::from_be_bytes(trun[4..8].try_into().unwrap()) as usize;
+                    let offset = u32::from_be_bytes(trun[8..12].try_into().unwrap()) as usize;
+                    assert_eq!(offset, moof.len() + 16, "data offset at the mdat payload");
+                    let per = if flags & 0xC00 != 0 { 16 } else { 8 };
+                    assert_eq!(trun.len(), 12 + count * per);
+                    let (mut dur, mut size) = (0u64, 0usize);
+                    for i in 0..count {
+                        let at = 12 + i * per;
+                        let d = u32::from_be_bytes(trun[at..at + 4].try_into().unwrap());
+                        assert!(d > 0, "zero duration");
+                        dur += u64::from(d);
+                        size += u32::from_be_bytes(trun[at + 4..at + 8].try_into().unwrap()) as usize;
+                        if i == 0 && per == 16 {
+                            let f = u32::from_be_bytes(trun[at + 8..at + 12].try_into().unwrap());
+                            assert_eq!(f == SYNC_SAMPLE_FLAGS, c.independent);
+                        }
+                    }
+                    assert_eq!(size, top[1].1.len(), "sample sizes cover the mdat");
+                    assert_eq!(dur, c.duration);
+                    if let Some(end) = st.0 {
+                        if st.1 {
+                            assert!(tfdt >= end, "tfdt goes back after a new init");
+                        } else {
+                            assert_eq!(tfdt, end, "tfdt continues the previous chunk");
+                        }
+                    }
+                    st.0 = Some(tfdt + dur);
+                    st.1 = false;
+                    match st.3 {
+                        Some(n) => assert_eq!(n, c.segment),
+                        None => {
+                            assert_eq!(c.part, 0);
+                            assert!(st.4.is_none_or(|l| c.segment > l), "segment numbers increase");
+                            st.3 = Some(c.segment);
+                        }
+                    }
+                }
+                CmafEvent::SegmentEnd(s) => {
+                    let st = &mut state[s.track as usize];
+                    assert_eq!(st.3.take(), Some(s.number), "a segment ends after its chunks");
+                    st.4 = Some(s.number);
+                }
+                CmafEvent::Unsupported { .. } => notices += 1,
+            }
+        }
+        assert!(notices <= 6, "a notice said twice");
+    };
+    let mut ts = 0u32;
+    while !src.is_empty() {
+        let kind = src.u8();
+        let mut events = Vec::new();
+        match kind {
+            SEGMENTER_FINISH => p.flush(&mut events),
+            CMAF_END_PART => p.end_part(&mut events),
+            CMAF_END_SEGMENT => p.end_segment(),
+            _ => {
+                ts = if kind & 0x40 != 0 { src.u32() } else { ts.wrapping_add(i32::from(src.u16() as i16) as u32) };
+                let len = usize::from(src.u16());
+                let body = src.bytes(len);
+                if kind & 0x80 != 0 {
+                    p.push_video(ts, body, &mut events);
+                } else {
+                    p.push_audio(ts, body, &mut events);
+                }
+            }
+        }
+        check(&events);
+    }
+    let mut events = Vec::new();
+    p.flush(&mut events);
+    check(&events);
+    assert!(state.iter().all(|s| s.3.is_none()), "flush leaves a segment open");
+    let _ = (p.init_segment(TrackKind::Video), p.codec(TrackKind::Audio), p.stats());
+}
+
 /// One target's body.
 pub type Check = fn(&[u8]);
 
@@ -1081,7 +1237,7 @@ pub fn http(data: &[u8]) {
 }
 
 /// Every target by name, for the replay test.
-pub const TARGETS: [(&str, Check); 14] = [
+pub const TARGETS: [(&str, Check); 15] = [
     ("handshake_server", handshake_server),
     ("handshake_client", handshake_client),
     ("chunk", chunk),
@@ -1096,6 +1252,7 @@ pub const TARGETS: [(&str, Check); 14] = [
     ("record", record),
     ("vod_flv", vod_flv),
     ("vod_mp4", vod_mp4),
+    ("cmaf", cmaf),
 ];
 
 /// Media and control operations through the FLV recorder: every file it makes (the actions
