@@ -505,7 +505,14 @@ impl Track {
 
     /// The end of a stream: the pending sample gets the previous duration; all closed.
     fn flush(&mut self, part_ticks: u64, max_bytes: usize, out: &mut Vec<CmafEvent>) {
-        self.complete_pending(None, part_ticks, max_bytes, out);
+        if let Some(p) = &self.pending {
+            let dts = p.dts;
+            self.complete_pending(None, part_ticks, max_bytes, out);
+            // The last duration was a guess: what comes next starts after it, not inside it.
+            let end = dts.saturating_add(u64::from(self.last_duration.max(1)));
+            let last = self.clock.last_out.unwrap_or(0).max(end - 1);
+            self.clock.last_out = Some(last);
+        }
         self.end_segment(out);
     }
 }
