@@ -2,7 +2,9 @@
 # of this file that reads every message): all frames, onMetaData with a duration, start and seek to
 # the keyframe at or before, pause/resume, the C module's statuses, HEVC as Enhanced RTMP to players
 # that announced it, hostile files, names that try to leave the play directories, and the fall
-# through to live of a real config (`play /dir;` beside `live on`).
+# through to live of a real config (`play /dir;` beside `live on`); `play http://...` entries served
+# by an http{} block of the same nginx or a server of the test (played while they download, entries
+# in order, failures, play_local_path).
 use lib 't/lib';
 use Test::Nginx::Rtmp;
 use File::Copy ();
@@ -758,5 +760,61 @@ is(scalar(() = $access =~ /GET \/files\/test\.mp4/g), 1, 'one HTTP request for t
 ok(log_lines(qr{from "\Q$TEST_NGINX_PREFIX\E/vodkeep/test\.flv"}), 'the second play came from play_local_path');
 opendir(my $dh, "$TEST_NGINX_PREFIX/vodtmp");
 is(join(',', grep { !/^\./ } readdir $dh), '', 'no temporary file left');
+--- no_error_log
+[error]
+
+
+
+=== TEST 17: an answer without Content-Length plays once the whole body is there (the readers need the length), every frame, and is never kept (its completeness cannot be checked)
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play http://127.0.0.1:$TEST_NGINX_RTMP_PORT2/v;
+        play_temp_path vodtmp;
+        play_local_path vodkeep;
+    }
+}
+--- timeout: 60
+--- run
+File::Path::make_path("$TEST_NGINX_PREFIX/vodtmp", "$TEST_NGINX_PREFIX/vodkeep", { mode => 0777 });
+chmod 0777, "$TEST_NGINX_PREFIX/vodtmp", "$TEST_NGINX_PREFIX/vodkeep";
+my $dir = make_files('remote');
+my $body = Test::Nginx::Rtmp::slurp("$dir/test.flv");
+my $video = grep { $_->[0] == 9 && ord(substr($_->[2], 1, 1)) == 1 } flv_tags("$dir/test.flv");
+my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $TEST_NGINX_RTMP_PORT2,
+                                   Listen => 5, ReuseAddr => 1) or BAIL_OUT("listen: $!");
+my $srv = in_background(sub {
+    my $c = $listen->accept or return;
+    my $req = '';
+    sysread($c, $req, 4096, length $req) while $req !~ /\r\n\r\n/;
+    print $c "HTTP/1.0 200 OK\r\nContent-Type: video/x-flv\r\n\r\n";
+    # In two halves a second apart: nothing may play before the end.
+    print $c substr($body, 0, length($body) / 2);
+    $c->flush;
+    sleep 1;
+    print $c substr($body, length($body) / 2);
+    close $c;
+    return 1;
+});
+close $listen;
+my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+my $t0 = Time::HiRes::time();
+raw_play($r, 'test');
+my $first = wait_msg($r, \&is_frame, 10);
+my $took = Time::HiRes::time() - $t0;
+ok($first, 'frames arrive');
+cmp_ok($took, '>=', 0.9, sprintf('only after the whole body (%.2f s)', $took));
+my $end = wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 20);
+ok($end, 'Play.Stop at the end');
+my $frames = grep { is_frame($_) } @{ $r->{msgs} };
+is($frames, $video, "every video frame ($frames of $video)");
+ok(!(grep { level_of($_) eq 'error' } @{ $r->{msgs} }), 'no error status');
+stop($srv->{pid});
+opendir(my $dh, "$TEST_NGINX_PREFIX/vodkeep");
+is(join(',', grep { !/^\./ } readdir $dh), '', 'nothing kept in play_local_path');
+opendir($dh, "$TEST_NGINX_PREFIX/vodtmp");
+is(join(',', grep { !/^\./ } readdir $dh), '', 'no temporary file left');
+ok(log_lines(qr/answered 200, length unknown/), 'the log says the length was unknown');
 --- no_error_log
 [error]
