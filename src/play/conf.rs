@@ -207,3 +207,36 @@ impl<const LOCAL: bool> Directive<PlayAppConf> for PlayPath<LOCAL> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_http;
+
+    #[test]
+    fn http_entries() {
+        let p = |u: &str| parse_http(u).map(|(h, port, hh, pre)| (h, port, hh, pre));
+        let ok = |h: &str, port: u16, hh: &str, pre: &str| {
+            Ok((h.to_string(), port, hh.to_string(), pre.to_string()))
+        };
+        assert_eq!(
+            p("http://127.0.0.1:8080/files/"),
+            ok("127.0.0.1", 8080, "127.0.0.1:8080", "/files")
+        );
+        assert_eq!(
+            p("HTTP://example.com"),
+            ok("example.com", 80, "example.com", "")
+        );
+        assert_eq!(p("http://h/a/b?x=1"), ok("h", 80, "h", "/a/b"));
+        assert_eq!(p("http://[::1]:81/v"), ok("::1", 81, "[::1]:81", "/v"));
+        for bad in [
+            "http://:80/x",
+            "http://h:0/",
+            "http://h:x/",
+            "http://u@h/",
+            "http://[zz]/",
+            "http://h/a b",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+    }
+}
