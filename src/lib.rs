@@ -5,6 +5,7 @@
 pub mod access;
 pub mod control;
 pub mod core;
+pub mod dash;
 pub mod exec;
 pub mod hls;
 pub mod httpflv;
@@ -28,7 +29,7 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 20] = [
+pub static mut ngx_modules: [*const ngx_module_t; 21] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
     // Top-level rtmp_auto_push* / rtmp_socket_dir; each worker's link socket.
@@ -46,6 +47,8 @@ pub static mut ngx_modules: [*const ngx_module_t; 20] = [
     addr_of!(relay::ngx_rtmp_rs_relay_module),
     // Before live: its publish check must run before live accepts the stream.
     addr_of!(hls::ngx_rtmp_rs_hls_module),
+    // Beside hls: the same place in the chains (name check before live, output after it).
+    addr_of!(dash::ngx_rtmp_rs_dash_module),
     // After the modules that may refuse a publish (access, notify, hls): a refused publish never
     // records or runs a program. Before live, which ends the publish chain.
     addr_of!(record::ngx_rtmp_rs_record_module),
@@ -67,7 +70,7 @@ pub static mut ngx_modules: [*const ngx_module_t; 20] = [
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 20] = [
+pub static mut ngx_module_names: [*const c_char; 21] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
     c"ngx_rtmp_rs_workers_module".as_ptr(),
@@ -78,6 +81,7 @@ pub static mut ngx_module_names: [*const c_char; 20] = [
     c"ngx_rtmp_rs_notify_module".as_ptr(),
     c"ngx_rtmp_rs_relay_module".as_ptr(),
     c"ngx_rtmp_rs_hls_module".as_ptr(),
+    c"ngx_rtmp_rs_dash_module".as_ptr(),
     c"ngx_rtmp_rs_record_module".as_ptr(),
     c"ngx_rtmp_rs_exec_module".as_ptr(),
     c"ngx_rtmp_rs_stat_module".as_ptr(),
