@@ -134,6 +134,33 @@ impl Mpd {
     /// The MPD at `now_ms` (only `UTCTiming` direct depends on it; everything else is the
     /// timeline's current version). `None` until a Period can be published.
     pub fn render(&self, tl: &Timeline, now_ms: u64) -> Option<String> {
+        self.render_with(tl, now_ms, false)
+    }
+
+    /// The last MPD of a stream that ended (DASH-IF live termination): no
+    /// `minimumUpdatePeriod`, and a `mediaPresentationDuration` up to the end of its last
+    /// segment, so players play out what is listed and stop polling.
+    pub fn render_ended(&self, tl: &Timeline, now_ms: u64) -> Option<String> {
+        self.render_with(tl, now_ms, true)
+    }
+
+    /// Where the listed media ends, in ms after `availabilityStartTime`.
+    fn media_end_ms(tl: &Timeline) -> u64 {
+        let mut end = 0;
+        for p in tl.periods() {
+            for track in Track::ALL {
+                let Some(info) = p.info(track) else { continue };
+                let ts = u64::from(info.timescale().max(1));
+                if let Some(last) = tl.period_segments(p.id, track).last() {
+                    let rel = last.end().saturating_sub(p.presentation_time_offset(info.timescale()));
+                    end = end.max(p.start_ms.saturating_add(rel.saturating_mul(1000) / ts));
+                }
+            }
+        }
+        end
+    }
+
+    fn render_with(&self, tl: &Timeline, now_ms: u64, ended: bool) -> Option<String> {
         let ast = tl.availability_start_ms()?;
         let periods: Vec<&Period> = tl.periods().filter(|p| p.is_ready()).collect();
         if periods.is_empty() {
@@ -147,14 +174,18 @@ impl Mpd {
 
         let mut x = String::with_capacity(4096);
         x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let update = if ended {
+            format!("mediaPresentationDuration=\"{}\"", duration_ms(Self::media_end_ms(tl)))
+        } else {
+            format!("minimumUpdatePeriod=\"{}\"", duration_ms(mup))
+        };
         let _ = writeln!(
             x,
             "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"{PROFILE_LIVE}\" type=\"dynamic\" \
-             availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" minBufferTime=\"{}\" \
+             availabilityStartTime=\"{}\" publishTime=\"{}\" {update} minBufferTime=\"{}\" \
              timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\" maxSegmentDuration=\"{}\">",
             iso8601_ms(ast),
             iso8601_ms(tl.publish_ms()),
-            duration_ms(mup),
             duration_ms(min_buffer),
             duration_ms(tsbd),
             duration_ms(spd),

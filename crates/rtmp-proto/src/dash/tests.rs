@@ -97,6 +97,24 @@ fn exact_first_mpd() {
 }
 
 #[test]
+fn an_ended_stream_stops_updates_and_says_how_long_it_is() {
+    let mut tl = timeline(30_000, 2_000);
+    for n in 0..3 {
+        push_pair(&mut tl, n);
+    }
+    let m = mpd(UtcTiming::Direct);
+    let live = m.render(&tl, T0 + 9000).unwrap();
+    let ended = m.render_ended(&tl, T0 + 9000).unwrap();
+    assert!(live.contains("minimumUpdatePeriod=") && !live.contains("mediaPresentationDuration="));
+    assert!(!ended.contains("minimumUpdatePeriod="));
+    // Three 2 s video segments from the period's start: 6 s of media after the AST.
+    assert!(ended.contains("mediaPresentationDuration=\"PT6S\""), "{ended}");
+    // The rest is the same MPD: the same Periods and segments.
+    assert_eq!(periods_of(&live), periods_of(&ended));
+    parse(&ended).unwrap_or_else(|e| panic!("{e}\n{ended}"));
+}
+
+#[test]
 fn not_published_until_every_track_has_a_segment() {
     let mut tl = timeline(30_000, 2_000);
     let m = mpd(UtcTiming::Direct);
