@@ -145,6 +145,13 @@ impl DashWriter {
         let mut events = std::mem::take(&mut self.events);
         self.packager.flush(&mut events);
         self.handle(&mut events);
+        // The last MPD says the presentation ended: players play out what is listed and stop
+        // asking for more.
+        if let Some(text) = self.mpd.render_ended(&self.timeline, wall_ms()) {
+            if let Err(e) = write_atomic(&self.mpd_path(), text.as_bytes()) {
+                log_error!(self.log, "dash: "{}": {}", self.naming.mpd_path(), e);
+            }
+        }
     }
 
     /// Every file this stream has now (for the deletion after it ended).
