@@ -149,7 +149,7 @@ impl DashWriter {
         // asking for more.
         if let Some(text) = self.mpd.render_ended(&self.timeline, wall_ms()) {
             if let Err(e) = write_atomic(&self.mpd_path(), text.as_bytes()) {
-                log_error!(self.log, "dash: "{}": {}", self.naming.mpd_path(), e);
+                log_error!(self.log, "dash: \"{}\": {}", self.naming.mpd_path(), e);
             }
         }
     }
