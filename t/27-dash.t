@@ -7,6 +7,9 @@ use lib 't/lib';
 use Test::Nginx::Rtmp;
 use Time::HiRes ();
 use Time::Local ();
+use File::Basename ();
+use File::Path ();
+use JSON::PP ();
 
 # ---------------------------------------------------------------------------------------------
 # HTTP
@@ -942,3 +945,74 @@ ok(defined wait_publisher($dot, 10), 'the publisher gave up');
 is_deeply([grep { /hidden/ } files_in($dir)], [], 'nothing written for it');
 --- error_log
 dash: publish refused: stream name starts with a dot
+
+=== TEST 10: dash.js (pinned, headless Chromium) plays the live MPD: currentTime advances, no error; live latency printed
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live {
+        live on;
+        dash on;
+        dash_path $TEST_NGINX_PREFIX/html/dash;
+        dash_fragment 2s;
+        dash_playlist_length 10s;
+    }
+}
+--- http_config
+server {
+    listen 127.0.0.1:$TEST_NGINX_HTTP_PORT;
+    location /dash/ {
+        alias $TEST_NGINX_PREFIX/html/dash/;
+        add_header Cache-Control no-cache;
+        types {
+            application/dash+xml mpd;
+            video/mp4 m4v;
+            audio/mp4 m4a;
+        }
+    }
+    location /web/ {
+        root html;
+    }
+}
+--- timeout: 150
+--- run
+my @missing = grep { !-x $_ } qw(/usr/bin/chromium /usr/bin/chromedriver /usr/bin/python3);
+push @missing, 'python3-selenium'
+    if -x '/usr/bin/python3' && system('/usr/bin/python3 -c "import selenium" 2>/dev/null') != 0;
+my $root = Test::Nginx::Rtmp::repo_root();
+system("$root/scripts/setup") unless -s "$root/target/web/dash.all.min.js";
+push @missing, 'target/web/dash.all.min.js' unless -s "$root/target/web/dash.all.min.js";
+SKIP: {
+skip("no @missing (run scripts/setup)", 8) if @missing;
+# The page and the player, served by the block's nginx from html/web/.
+my $web = "$TEST_NGINX_PREFIX/html/web";
+File::Path::make_path($web);
+for my $src ("$root/t/web/dash.html", "$root/target/web/dash.all.min.js") {
+    open my $fh, '>', "$web/" . File::Basename::basename($src) or die "$web: $!";
+    print $fh Test::Nginx::Rtmp::slurp($src);
+    close $fh;
+}
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/test", loop => 1, timeout => 120);
+my $m = wait_until(sub {
+    my $m = parse_mpd(Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/html/dash/test.mpd")) or return 0;
+    return @{ sets_of($m)->{video}{segs} || [] } >= 3 ? $m : 0;
+}, 20, 0.2);
+ok($m, 'the MPD lists 3 segments') or diag(publisher_log($pub));
+my $shot = 'target/dash-browser.png';
+unlink "$root/$shot";
+my ($code, $out, $err) = Test::Nginx::Rtmp::run_cmd(['/usr/bin/python3', "$root/t/browser/dash_play.py",
+    '--url', "http://127.0.0.1:$TEST_NGINX_HTTP_PORT/web/dash.html?src=/dash/test.mpd",
+    '--seconds', 15, '--start-timeout', 25, '--screenshot', "$root/$shot"], timeout => 140);
+my ($line) = grep { /^\{/ } reverse split /\n/, $out;
+my $r = defined $line ? eval { JSON::PP::decode_json($line) } : undef;
+ok($r && !$code, 'the browser ran') or do { diag("dash_play.py exit $code\n$out$err"); last };
+note(explain($r));
+ok($r->{started}, "dash.js $r->{version} started playback");
+cmp_ok($r->{advanced_s}, '>=', 10, "currentTime advanced $r->{advanced_s} s in 15 s");
+is("$r->{width}x$r->{height}", '640x360', 'video size');
+is_deeply($r->{errors}, [], 'no dash.js ERROR event, no media element error');
+ok(defined $r->{latency_s}, 'dash.js reports a live latency');
+note("dash.js live latency: $r->{latency_s} s (second half of the watch: $r->{latency_min_s} .. $r->{latency_max_s} s)");
+cmp_ok($r->{latency_s} // 99, '<', 10, 'live latency below timeShiftBufferDepth (10 s)');
+ok(!defined wait_publisher($pub, 0), 'the publisher was still running') or diag(publisher_log($pub));
+}
