@@ -45,6 +45,16 @@ impl Keyword for HlsType {
     const WORDS: &'static [(&'static str, Self)] = &[("live", HlsType::Live), ("event", HlsType::Event)];
 }
 
+/// `hls_fragment_type`: MPEG-TS segments (the C module's only kind) or fragmented MP4 (CMAF).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FragmentType {
+    Mpegts,
+    Fmp4,
+}
+impl Keyword for FragmentType {
+    const WORDS: &'static [(&'static str, Self)] = &[("mpegts", FragmentType::Mpegts), ("fmp4", FragmentType::Fmp4)];
+}
+
 /// `hls_variant _low BANDWIDTH=320000 …`: streams named `<base>_low` are one variant of `<base>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Variant {
@@ -97,6 +107,7 @@ pub struct HlsAppConf {
     pub key_url: Option<String>,
     pub fragments_per_key: Option<u64>,
     pub variants: Option<Vec<Variant>>,
+    pub fragment_type: Option<Kw<FragmentType>>,
 }
 
 impl HlsAppConf {
@@ -153,6 +164,10 @@ impl HlsAppConf {
     pub fn fragments_per_key(&self) -> u64 {
         self.fragments_per_key.unwrap_or(0)
     }
+    /// `hls_fragment_type fmp4`.
+    pub fn fmp4(&self) -> bool {
+        self.fragment_type.is_some_and(|k| k.0 == FragmentType::Fmp4)
+    }
     pub fn variants(&self) -> &[Variant] {
         self.variants.as_deref().unwrap_or_default()
     }
@@ -193,6 +208,7 @@ impl Merge for HlsAppConf {
         merge(&mut self.key_url, &prev.key_url);
         merge(&mut self.fragments_per_key, &prev.fragments_per_key);
         merge(&mut self.variants, &prev.variants);
+        merge(&mut self.fragment_type, &prev.fragment_type);
         // Resolved at every level that has them; `hls on` without a path is refused once all
         // applications are known (postconfiguration), as a server may set the path later.
         if let Some(p) = self.path.clone().filter(|p| !p.is_empty()) {

@@ -1,8 +1,9 @@
-//! `hls on`: live HLS (MPEG-TS segments and M3U8 playlists) written to `hls_path` while a stream
+//! `hls on`: live HLS (MPEG-TS segments, or fMP4 ones with `hls_fragment_type fmp4`, and M3U8 playlists) written to `hls_path` while a stream
 //! is published, with nginx-rtmp-module's directives; nginx's own HTTP side serves the files.
 
 mod cleanup;
 mod conf;
+mod fmp4;
 mod handlers;
 mod names;
 mod writer;
@@ -59,7 +60,7 @@ const MORE1: u32 = nginx_sys::NGX_CONF_1MORE;
 const RSA: u32 = RTMP_MAIN_CONF | RTMP_SRV_CONF | RTMP_APP_CONF;
 const OFF: usize = RTMP_APP_CONF_OFFSET;
 
-static mut HLS_COMMANDS: [ngx_command_t; 23] = [
+static mut HLS_COMMANDS: [ngx_command_t; 24] = [
     slot!(HlsAppConf, hls, c"hls", RSA | FLAG, OFF),
     slot!(HlsAppConf, path, c"hls_path", RSA | TAKE1, OFF),
     slot!(HlsAppConf, fragment, c"hls_fragment", RSA | TAKE1, OFF),
@@ -81,6 +82,7 @@ static mut HLS_COMMANDS: [ngx_command_t; 23] = [
     slot!(HlsAppConf, key_path, c"hls_key_path", RSA | TAKE1, OFF),
     slot!(HlsAppConf, key_url, c"hls_key_url", RSA | TAKE1, OFF),
     slot!(HlsAppConf, fragments_per_key, c"hls_fragments_per_key", RSA | TAKE1, OFF),
+    slot!(HlsAppConf, fragment_type, c"hls_fragment_type", RSA | TAKE1, OFF),
     directive::<conf::VariantDirective, HlsAppConf>(c"hls_variant", RSA | MORE1, OFF),
     ngx_command_t::empty(),
 ];

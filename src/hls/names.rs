@@ -38,6 +38,8 @@ pub struct Layout {
     nested: bool,
     base_url: String,
     key_url: String,
+    /// Segment file extension: "ts", or "m4s" for fMP4.
+    ext: &'static str,
 }
 
 impl Layout {
@@ -57,6 +59,7 @@ impl Layout {
             nested,
             base_url: conf.base_url().to_string(),
             key_url: conf.key_url().to_string(),
+            ext: if conf.fmp4() { "m4s" } else { "ts" },
         }
     }
 
@@ -69,7 +72,25 @@ impl Layout {
     }
 
     pub fn segment_path(&self, id: u64) -> PathBuf {
-        self.dir.join(self.file(id, "ts"))
+        self.dir.join(self.file(id, self.ext))
+    }
+
+    /// fMP4 init segment (EXT-X-MAP) named after the first segment that needs it:
+    /// `<name>-init-<id>.mp4`, or `init-<id>.mp4` nested.
+    fn init_file(&self, id: u64) -> String {
+        if self.nested {
+            format!("init-{id}.mp4")
+        } else {
+            format!("{}-init-{id}.mp4", self.name)
+        }
+    }
+
+    pub fn init_path(&self, id: u64) -> PathBuf {
+        self.dir.join(self.init_file(id))
+    }
+
+    pub fn init_uri(&self, id: u64) -> String {
+        Self::uri(&self.base_url, self.nested, &self.name, &self.init_file(id))
     }
 
     pub fn key_dir(&self) -> &Path {
@@ -82,7 +103,7 @@ impl Layout {
 
     /// A segment's URI in the playlist: relative to it, or under `hls_base_url`.
     pub fn segment_uri(&self, id: u64) -> String {
-        Self::uri(&self.base_url, self.nested, &self.name, &self.file(id, "ts"))
+        Self::uri(&self.base_url, self.nested, &self.name, &self.file(id, self.ext))
     }
 
     pub fn key_uri(&self, id: u64) -> String {

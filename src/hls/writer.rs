@@ -1,8 +1,10 @@
 //! One publishing stream's HLS output: feeds the segmenter, writes each segment under a temporary
 //! name and renames it when complete, then lists it in a playlist that is itself replaced
-//! atomically; keys, variants' master playlist and deferred cleanup.
+//! atomically; keys, variants' master playlist and deferred cleanup. With `hls_fragment_type
+//! fmp4` the CMAF packager makes the segments instead (see `fmp4.rs`), written whole.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use crate::ngx::log::Log;
 use crate::{log_error, log_info};
 
 use super::conf::{HlsAppConf, HlsMainConf, Naming};
+use super::fmp4;
 use super::names::Layout;
 
 struct OpenSegment {
@@ -55,6 +58,12 @@ pub struct HlsWriter {
     /// `(base name, suffix)` when the stream is a variant of a master playlist.
     variant: Option<String>,
     info: (MediaInfo, u64),
+    /// `hls_fragment_type fmp4`: the packager and muxer used instead of `seg`.
+    fmp4: Option<Box<fmp4::Muxer>>,
+    fmp4_out: Vec<fmp4::Output>,
+    /// fMP4: the id of the current init file, and the init id of every listed segment.
+    init_id: Option<u64>,
+    inits: HashMap<u64, u64>,
 }
 
 const WRITE_BUFFER: usize = 64 * 1024;
@@ -92,10 +101,22 @@ impl HlsWriter {
         }
         let mut playlist = Playlist::new(conf.playlist_length_ms(), conf.fragment_ms(), conf.event());
         let mut gap = false;
+        let mut inits = HashMap::new();
         main.cleanup.cancel(&layout.playlist);
         if conf.continuous() {
             if let Ok(text) = fs::read_to_string(&layout.playlist) {
-                match playlist::parse(&text) {
+                let parsed = if conf.fmp4() {
+                    fmp4::parse(&text).map(|(old, maps)| {
+                        for (s, i) in old.segments.iter().zip(maps) {
+                            main.cleanup.cancel(&layout.init_path(i));
+                            inits.insert(s.id, i);
+                        }
+                        old
+                    })
+                } else {
+                    playlist::parse(&text)
+                };
+                match parsed {
                     Some(old) => {
                         // Segments still listed must not be deleted under the new playlist.
                         for s in &old.segments {
@@ -136,6 +157,10 @@ impl HlsWriter {
             broken: false,
             variant,
             info: (MediaInfo::default(), 0),
+            fmp4: conf.fmp4().then(|| Box::new(fmp4::Muxer::new(conf.fragment_ms(), conf.max_fragment_ms()))),
+            fmp4_out: Vec::new(),
+            init_id: None,
+            inits,
         };
         if w.variant.is_some() {
             w.write_master();
@@ -144,7 +169,12 @@ impl HlsWriter {
     }
 
     pub fn audio(&mut self, timestamp: u32, body: &[u8]) {
-        if self.active() {
+        if let (true, Some(m)) = (self.active(), self.fmp4.as_mut()) {
+            let mut out = std::mem::take(&mut self.fmp4_out);
+            m.audio(timestamp, body, &mut out);
+            self.handle_fmp4(&mut out);
+            self.fmp4_out = out;
+        } else if self.active() {
             let mut ev = std::mem::take(&mut self.events);
             self.seg.push_audio(timestamp, body, &mut ev);
             self.handle(&mut ev);
@@ -153,7 +183,12 @@ impl HlsWriter {
     }
 
     pub fn video(&mut self, timestamp: u32, body: &[u8]) {
-        if self.active() {
+        if let (true, Some(m)) = (self.active(), self.fmp4.as_mut()) {
+            let mut out = std::mem::take(&mut self.fmp4_out);
+            m.video(timestamp, body, &mut out);
+            self.handle_fmp4(&mut out);
+            self.fmp4_out = out;
+        } else if self.active() {
             let mut ev = std::mem::take(&mut self.events);
             self.seg.push_video(timestamp, body, &mut ev);
             self.handle(&mut ev);
@@ -171,9 +206,15 @@ impl HlsWriter {
             self.discard_open();
             return;
         }
-        let mut ev = Vec::new();
-        self.seg.finish(&mut ev);
-        self.handle(&mut ev);
+        if let Some(m) = self.fmp4.as_mut() {
+            let mut out = Vec::new();
+            m.finish(&mut out);
+            self.handle_fmp4(&mut out);
+        } else {
+            let mut ev = Vec::new();
+            self.seg.finish(&mut ev);
+            self.handle(&mut ev);
+        }
         self.discard_open();
         if self.broken {
             return;
@@ -192,6 +233,11 @@ impl HlsWriter {
             keys.dedup();
             for k in keys {
                 self.main.cleanup.schedule(self.layout.key_path(k), grace);
+            }
+            let mut inits: Vec<u64> = self.playlist.segments.iter().filter_map(|s| self.inits.get(&s.id).copied()).collect();
+            inits.dedup();
+            for i in inits {
+                self.main.cleanup.schedule(self.layout.init_path(i), grace);
             }
             self.main.cleanup.schedule(self.layout.playlist.clone(), grace);
         }
@@ -244,6 +290,31 @@ impl HlsWriter {
         self.discard_open();
         let id = self.next_id(start_ms);
         let seq = self.playlist.next_sequence();
+        let (cipher, key_id) = self.segment_key(id, seq)?;
+        let path = self.layout.segment_path(id);
+        let tmp = tmp_name(&path);
+        let file = File::create(&tmp).map_err(|e| format!("cannot create \"{}\": {e}", tmp.display()))?;
+        let file = BufWriter::with_capacity(WRITE_BUFFER, file);
+        self.main.cleanup.cancel(&path);
+        self.open = Some(OpenSegment {
+            id,
+            tmp,
+            path,
+            file,
+            cipher,
+            key_id,
+            discontinuity: discontinuity || std::mem::take(&mut self.gap),
+            date: iso8601_ms(unix_ms()),
+            bytes: 0,
+        });
+        self.last_id = Some(id);
+        Ok(())
+    }
+
+    /// With `hls_keys`: the cipher of segment `id` (media sequence `seq`) and its key's id; a new
+    /// key file every `hls_fragments_per_key` segments.
+    #[allow(clippy::type_complexity)]
+    fn segment_key(&mut self, id: u64, seq: u64) -> Result<(Option<SegmentCipher>, Option<u64>), String> {
         let (mut cipher, mut key_id) = (None, None);
         if self.conf.keys() {
             let fpk = self.conf.fragments_per_key();
@@ -262,23 +333,60 @@ impl HlsWriter {
             cipher = Some(SegmentCipher::new(&key.1, seq));
             key_id = Some(key.0);
         }
+        Ok((cipher, key_id))
+    }
+
+    fn handle_fmp4(&mut self, out: &mut Vec<fmp4::Output>) {
+        for o in out.drain(..) {
+            if self.broken {
+                break;
+            }
+            match o {
+                fmp4::Output::Notice(why) => log_info!(self.log, "hls: \"{}\": {}", self.layout.name, why),
+                fmp4::Output::Segment(s) => {
+                    if let Err(e) = self.put_fmp4_segment(s) {
+                        log_error!(self.log, "hls: \"{}\": {}; HLS stops for this stream", self.layout.name, e);
+                        self.broken = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A complete fMP4 segment: its init file first when it needs a new one (named after the
+    /// segment, so segments listed before keep theirs; a new init within a publish follows a
+    /// discontinuity), then the segment (AES-128 as a whole with `hls_keys`), then the playlist.
+    fn put_fmp4_segment(&mut self, s: fmp4::MuxedSegment) -> Result<(), String> {
+        let date = iso8601_ms(unix_ms());
+        let id = self.next_id(s.start_ms);
+        let seq = self.playlist.next_sequence();
+        let mut discontinuity = std::mem::take(&mut self.gap);
+        if s.new_init || self.init_id.is_none() {
+            let path = self.layout.init_path(id);
+            self.main.cleanup.cancel(&path);
+            write_atomic(&path, &s.init).map_err(|e| format!("cannot write \"{}\": {e}", path.display()))?;
+            discontinuity |= self.init_id.is_some();
+            self.init_id = Some(id);
+        }
+        let (cipher, key_id) = self.segment_key(id, seq)?;
+        let data = match cipher {
+            Some(mut c) => {
+                let mut enc = Vec::with_capacity(s.bytes.len() + 16);
+                c.update(&s.bytes, &mut enc);
+                c.finish(&mut enc);
+                enc
+            }
+            None => s.bytes,
+        };
         let path = self.layout.segment_path(id);
-        let tmp = tmp_name(&path);
-        let file = File::create(&tmp).map_err(|e| format!("cannot create \"{}\": {e}", tmp.display()))?;
-        let file = BufWriter::with_capacity(WRITE_BUFFER, file);
         self.main.cleanup.cancel(&path);
-        self.open = Some(OpenSegment {
-            id,
-            tmp,
-            path,
-            file,
-            cipher,
-            key_id,
-            discontinuity: discontinuity || std::mem::take(&mut self.gap),
-            date: iso8601_ms(unix_ms()),
-            bytes: 0,
-        });
+        write_atomic(&path, &data).map_err(|e| format!("cannot write \"{}\": {e}", path.display()))?;
         self.last_id = Some(id);
+        if let Some(i) = self.init_id {
+            self.inits.insert(id, i);
+        }
+        let entry = SegmentEntry { id, duration_ms: s.duration_ms, discontinuity, key_id, date: Some(date) };
+        self.list_segment(entry, data.len() as u64);
         Ok(())
     }
 
@@ -306,14 +414,17 @@ impl HlsWriter {
         o.file.flush().map_err(|e| format!("cannot write \"{}\": {e}", o.tmp.display()))?;
         drop(o.file);
         fs::rename(&o.tmp, &o.path).map_err(|e| format!("cannot rename \"{}\": {e}", o.tmp.display()))?;
-        let bps = (o.bytes * 8000).checked_div(duration_ms).unwrap_or(0);
-        let gone = self.playlist.push(SegmentEntry {
-            id: o.id,
-            duration_ms,
-            discontinuity: o.discontinuity,
-            key_id: o.key_id,
-            date: Some(o.date),
-        });
+        let entry =
+            SegmentEntry { id: o.id, duration_ms, discontinuity: o.discontinuity, key_id: o.key_id, date: Some(o.date) };
+        self.list_segment(entry, o.bytes);
+        Ok(())
+    }
+
+    /// Lists a segment written under its final name; schedules what left the playlist for deletion.
+    fn list_segment(&mut self, entry: SegmentEntry, bytes: u64) {
+        let duration_ms = entry.duration_ms;
+        let bps = (bytes * 8000).checked_div(duration_ms).unwrap_or(0);
+        let gone = self.playlist.push(entry);
         if self.conf.cleanup() {
             // Gone from the playlist: still served for its own length plus the playlist's.
             let listed: u64 = self.playlist.segments.iter().map(|s| s.duration_ms).sum();
@@ -326,11 +437,24 @@ impl HlsWriter {
                         self.main.cleanup.schedule(self.layout.key_path(k), g.duration_ms + listed);
                     }
                 }
+                if let Some(i) = self.inits.remove(&g.id) {
+                    let used = self.init_id == Some(i) || self.inits.values().any(|&v| v == i);
+                    if !used {
+                        self.main.cleanup.schedule(self.layout.init_path(i), g.duration_ms + listed);
+                    }
+                }
+            }
+        } else {
+            for g in &gone {
+                self.inits.remove(&g.id);
             }
         }
         self.write_playlist();
         if self.variant.is_some() {
-            let info = self.seg.media_info();
+            let info = match &self.fmp4 {
+                Some(m) => m.media_info(),
+                None => self.seg.media_info(),
+            };
             let peak = self.info.1.max(bps);
             if info != self.info.0 || peak > self.info.1 * 11 / 10 {
                 self.info = (info, peak);
@@ -338,12 +462,17 @@ impl HlsWriter {
                 self.write_master();
             }
         }
-        Ok(())
     }
 
     fn write_playlist(&mut self) {
         let l = &self.layout;
-        let text = self.playlist.render(&|s| l.segment_uri(s.id), &|k| l.key_uri(k));
+        let text = if self.fmp4.is_some() {
+            let inits = &self.inits;
+            let map = |s: &SegmentEntry| inits.get(&s.id).map(|&i| l.init_uri(i));
+            fmp4::render(&self.playlist, &|s| l.segment_uri(s.id), &|k| l.key_uri(k), &map, self.conf.event())
+        } else {
+            self.playlist.render(&|s| l.segment_uri(s.id), &|k| l.key_uri(k))
+        };
         if let Err(e) = write_atomic(&self.layout.playlist, text.as_bytes()) {
             log_error!(self.log, "hls: cannot write \"{}\": {}", self.layout.playlist.display(), e);
             self.broken = true;
