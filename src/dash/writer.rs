@@ -86,7 +86,15 @@ impl DashWriter {
         // Segment numbers start from the wall clock (seconds): a later publish of the same name
         // never reuses an earlier one's file names, which players may still fetch.
         let first = wall_ms() / 1000;
-        let cmaf = CmafConf { segment_ms: fragment, max_segment_ms: fragment * 10, first_segment: first, ..CmafConf::default() };
+        // Audio keeps exact 1024-sample durations unless the publisher's clock drifts from them by
+        // more than a couple of frames (FFmpeg's looped files step by ~22 ms at the loop).
+        let cmaf = CmafConf {
+            segment_ms: fragment,
+            max_segment_ms: fragment * 10,
+            first_segment: first,
+            audio_sync_ms: 50,
+            ..CmafConf::default()
+        };
         let utc = match (conf.clock(), conf.clock_uri.clone()) {
             (Clock::HttpIso, Some(uri)) => vec![UtcTiming::HttpIso(uri), UtcTiming::Direct],
             (Clock::HttpHead, Some(uri)) => vec![UtcTiming::HttpHead(uri), UtcTiming::Direct],
@@ -98,7 +106,12 @@ impl DashWriter {
             root,
             naming,
             packager: CmafPackager::new(cmaf),
-            timeline: Timeline::new(TimelineConfig::new(conf.playlist_length_ms(), fragment)),
+            // Segments are announced 300 ms after they were complete: the MPD listing them is
+            // written by then, so a client at the live edge never gets a 404.
+            timeline: Timeline::new(TimelineConfig {
+                availability_margin_ms: 300,
+                ..TimelineConfig::new(conf.playlist_length_ms(), fragment)
+            }),
             mpd: Mpd::new(mpd_conf),
             open: [None, None],
             asc: None,
