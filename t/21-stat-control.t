@@ -426,8 +426,8 @@ while (main::log_pids(qr/rtmp: live: play "cam", client/) < 2 && @rtmp_players <
     wait_playing('cam', scalar @rtmp_players);
 }
 is(scalar(main::log_pids(qr/rtmp: live: play "cam", client/)), 2, 'RTMP players on both workers');
-# An HTTP-FLV player is refused (404) on the worker that does not hold the publisher (no stream
-# sharing between workers): start them until two were accepted.
+# HTTP-FLV players play from either worker (the one without the publisher pulls the stream over
+# its link): start them until two were accepted.
 my @flv_players;
 for my $try (1 .. 30) {
     last if @flv_players == 2;

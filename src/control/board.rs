@@ -87,6 +87,11 @@ pub fn execute(cmd: &Value) -> u64 {
             continue;
         }
         for m in view::members(*app_ctx, name.as_deref()) {
+            // Links between workers are not clients: the stream's publisher and players are
+            // acted on in the workers that have them.
+            if m.peer.info().internal {
+                continue;
+            }
             let wanted = match who.as_str() {
                 "publisher" => m.publishing,
                 "subscriber" => !m.publishing,
