@@ -46,6 +46,10 @@ impl Keyword for HlsType {
 }
 
 /// `hls_fragment_type`: MPEG-TS segments (the C module's only kind) or fragmented MP4 (CMAF).
+/// fMP4 cuts by `hls_fragment`/`hls_max_fragment` at keyframes like MPEG-TS; the MPEG-TS muxer's
+/// own settings (`hls_sync`, `hls_muxdelay`, `hls_max_audio_delay`, `hls_audio_buffer_size`,
+/// `hls_fragment_slicing aligned`) do not apply to it. `hls_keys` encrypts fMP4 segments whole
+/// (AES-128), init segments stay clear (see `fmp4.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FragmentType {
     Mpegts,
