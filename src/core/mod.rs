@@ -5,6 +5,7 @@ pub mod conf;
 pub mod ext;
 pub mod hooks;
 pub mod link;
+pub mod names;
 pub mod peer;
 mod rtmp;
 pub mod session;

@@ -14,7 +14,8 @@ use crate::ngx::timer::{Again, Timer};
 use crate::{log_error, log_info};
 
 use super::conf::DashAppConf;
-use super::writer::{refuse_name, DashWriter};
+use super::writer::DashWriter;
+use crate::core::names::file_name_refusal as refuse_name;
 use super::DashModule;
 
 struct DashCtx {

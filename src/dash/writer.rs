@@ -63,20 +63,6 @@ fn track_of(k: TrackKind) -> Track {
     }
 }
 
-/// Why a stream name cannot become DASH file names; `None` when it can (the core already
-/// refuses '/', '\\', NUL, "." and "..").
-pub fn refuse_name(name: &str) -> Option<&'static str> {
-    if name.len() > 200 {
-        Some("longer than 200 bytes")
-    } else if name.starts_with('.') {
-        Some("starts with a dot")
-    } else if name.contains(['/', '\\', '\0']) || name.chars().any(char::is_control) {
-        Some("has a path separator or a control character")
-    } else {
-        None
-    }
-}
-
 impl DashWriter {
     pub fn start(conf: &DashAppConf, name: &str, log: Log) -> io::Result<DashWriter> {
         let root = PathBuf::from(conf.path());

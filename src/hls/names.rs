@@ -6,22 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::conf::HlsAppConf;
 
-/// Longest stream name written to disk (file names stay under NAME_MAX with suffixes).
-const MAX_NAME: usize = 200;
-
-/// Why a stream name cannot be used for files; `None` when it can. The core already refuses
-/// '/', '\\', NUL, "." and "..".
-pub fn refuse_name(name: &str) -> Option<&'static str> {
-    if name.len() > MAX_NAME {
-        Some("longer than 200 bytes")
-    } else if name.starts_with('.') {
-        Some("starts with a dot")
-    } else if name.contains(['/', '\\', '\0']) || name.chars().any(char::is_control) {
-        Some("has a path separator or a control character")
-    } else {
-        None
-    }
-}
+pub use crate::core::names::file_name_refusal as refuse_name;
 
 /// Percent-encodes what is not safe in a playlist URI (RFC 3986 unreserved and '/' stay).
 pub fn uri_escape(s: &str) -> String {
@@ -133,16 +118,6 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_that_cannot_be_files() {
-        assert_eq!(refuse_name("cam1"), None);
-        assert_eq!(refuse_name("a b..c"), None);
-        assert!(refuse_name(".hidden").is_some());
-        assert!(refuse_name("a\nb").is_some());
-        assert!(refuse_name("a/b").is_some());
-        assert!(refuse_name(&"x".repeat(201)).is_some());
-    }
 
     #[test]
     fn uris_escape_what_a_playlist_cannot_hold() {

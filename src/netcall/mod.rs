@@ -21,6 +21,10 @@ use crate::slot;
 pub use call::{call, CallError, CallHandle, CallOptions};
 pub use rtmp_proto::http::{Method, Response};
 pub use url::NotifyUrl;
+/// URL splitting and configuration-time resolution, for other modules' plain HTTP fetches.
+pub mod http_url {
+    pub use super::url::{resolve, split, Parts};
+}
 
 pub struct NetcallModule;
 

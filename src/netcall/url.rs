@@ -16,13 +16,15 @@ pub struct NotifyUrl {
     path_and_query: String,
 }
 
-/// The parts of a URL before resolution.
+/// The parts of an `http://` URL before resolution (also for other modules' HTTP fetches).
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Parts {
-    host: String,
-    port: u16,
-    host_header: String,
-    path_and_query: String,
+pub struct Parts {
+    pub host: String,
+    pub port: u16,
+    /// The host, with the port when it is not 80.
+    pub host_header: String,
+    /// Path and query string, at least "/".
+    pub path_and_query: String,
 }
 
 impl NotifyUrl {
@@ -61,7 +63,8 @@ impl NotifyUrl {
     }
 }
 
-fn split(text: &str) -> Result<Parts, String> {
+/// Splits `[http://]host[:port][/path][?query]` (IPv6 in brackets; no user, no https).
+pub fn split(text: &str) -> Result<Parts, String> {
     let has_prefix = |p: &str| text.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p));
     if has_prefix("https://") {
         return Err("https is not supported, callbacks are plain HTTP (use http:// or a local proxy)".into());
@@ -116,7 +119,8 @@ fn split(text: &str) -> Result<Parts, String> {
     Ok(Parts { host: host.to_string(), port, host_header, path_and_query })
 }
 
-fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+/// The addresses of `host` (an IP as written, or looked up now: configuration time only).
+pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }

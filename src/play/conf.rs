@@ -1,7 +1,7 @@
 //! `play`, `play_temp_path`, `play_local_path`: nginx-rtmp-module's VOD directives. An
 //! application's own entries come first, then those inherited from server and rtmp levels.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use crate::ngx::conf::{merge, Conf, Directive};
 use crate::ngx::module::Merge;
@@ -59,86 +59,26 @@ impl Merge for PlayAppConf {
     }
 }
 
-/// Parses `http://host[:port][/prefix]`: the host, the port, the `Host` header and the prefix.
+/// Parses `http://host[:port][/prefix]` (netcall's URL rules): the host, the port, the `Host`
+/// header and the prefix (a path: a query or fragment written after it is not kept).
 fn parse_http(url: &str) -> Result<(String, u16, String, String), String> {
-    let bad = || format!("invalid URL \"{url}\" in \"play\" directive");
-    let rest = url.get("http://".len()..).ok_or_else(bad)?;
-    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad());
+    let bad = |why: String| format!("invalid URL \"{url}\" in \"play\" directive: {why}");
+    if !url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) {
+        return Err(bad("it must start with http://".into()));
     }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    if authority.contains('@') {
-        return Err(bad());
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (ip, after) = v6.split_once(']').ok_or_else(bad)?;
-        if ip.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(bad());
-        }
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(bad)?),
-        };
-        (ip, port)
-    } else {
-        match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        None => 80,
-        Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(bad)?,
-    };
-    if host.is_empty() {
-        return Err(bad());
-    }
-    let shown = if authority.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    let host_header = if port == 80 {
-        shown
-    } else {
-        format!("{shown}:{port}")
-    };
-    // The prefix is a path: a query or fragment written after it is not kept.
-    let prefix = path.split(['?', '#']).next().unwrap_or_default();
-    Ok((
-        host.to_string(),
-        port,
-        host_header,
-        prefix.trim_end_matches('/').to_string(),
-    ))
+    let p = crate::netcall::http_url::split(url).map_err(bad)?;
+    let prefix = p.path_and_query.split(['?', '#']).next().unwrap_or_default().trim_end_matches('/').to_string();
+    Ok((p.host, p.port, p.host_header, prefix))
 }
 
 /// Resolves a remote entry's host now (as nginx does for static upstreams). A name that does not
 /// resolve is a warning: that entry then fails every play and the next entry is tried.
 fn remote(cf: &Conf, url: &str) -> Result<Remote, String> {
     let (host, port, host_header, prefix) = parse_http(url)?;
-    let addrs = if let Ok(ip) = host.parse::<IpAddr>() {
-        vec![SocketAddr::new(ip, port)]
-    } else {
-        match (host.as_str(), port).to_socket_addrs() {
-            Ok(found) => {
-                let mut addrs: Vec<SocketAddr> = Vec::new();
-                for a in found {
-                    if !addrs.contains(&a) {
-                        addrs.push(a);
-                    }
-                }
-                addrs
-            }
-            Err(e) => {
-                cf.warn(&format!(
-                    "\"play\": host \"{host}\" of \"{url}\" not found: {e}"
-                ));
-                Vec::new()
-            }
-        }
-    };
+    let addrs = crate::netcall::http_url::resolve(&host, port).unwrap_or_else(|e| {
+        cf.warn(&format!("\"play\": {e} (\"{url}\")"));
+        Vec::new()
+    });
     Ok(Remote {
         text: url.to_string(),
         host_header,

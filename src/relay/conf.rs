@@ -145,23 +145,11 @@ fn parse_url(url: &str) -> Result<Target, String> {
         (Scheme::Rtmp, url)
     };
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or_else(|| format!("\"{url}\": bad IPv6 address"))?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
+    let default_port = if scheme == Scheme::Rtmps { 443 } else { 1935 };
+    let (host, port) = rtmp_proto::url::split_host_port(authority, default_port).ok_or_else(|| format!("\"{url}\": bad port"))?;
     if host.is_empty() {
         return Err(format!("\"{url}\": no host"));
     }
-    let default_port = if scheme == Scheme::Rtmps { 443 } else { 1935 };
-    let port = match port {
-        None => default_port,
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("\"{url}\": bad port"))?,
-    };
     let (app, play_path) = path.split_once('/').unwrap_or((path, ""));
     let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
     Ok(Target {

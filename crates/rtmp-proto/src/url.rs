@@ -44,7 +44,7 @@ impl RtmpUrl {
             .ok_or_else(|| UrlError::NotRtmp(s.to_string()))?;
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (host, port) =
-            split_host_port(authority).ok_or_else(|| UrlError::BadPort(s.to_string()))?;
+            split_host_port(authority, DEFAULT_PORT).ok_or_else(|| UrlError::BadPort(s.to_string()))?;
         if host.is_empty() {
             return Err(UrlError::NoHost(s.to_string()));
         }
@@ -92,19 +92,20 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// `None` when a port is present but not a number in 1..=65535.
-fn split_host_port(authority: &str) -> Option<(&str, u16)> {
+/// `host[:port]` or `[v6]:port`, the port defaulting to `default_port`; None for a bad port.
+pub fn split_host_port(authority: &str, default_port: u16) -> Option<(&str, u16)> {
     let parse_port = |p: &str| p.parse::<u16>().ok().filter(|&n| n != 0);
     if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6.split_once(']')?;
         return match after.strip_prefix(':') {
             Some(p) => Some((host, parse_port(p)?)),
-            None if after.is_empty() => Some((host, DEFAULT_PORT)),
+            None if after.is_empty() => Some((host, default_port)),
             None => None,
         };
     }
     match authority.rsplit_once(':') {
         Some((host, p)) => Some((host, parse_port(p)?)),
-        None => Some((authority, DEFAULT_PORT)),
+        None => Some((authority, default_port)),
     }
 }
 

@@ -1,0 +1,33 @@
+//! Which stream names may become file names (HLS, DASH): the core already refuses '/', '\\',
+//! NUL, "." and ".." for every stream; writers of files refuse a little more.
+
+/// Longest stream name written to disk (file names stay under NAME_MAX with suffixes).
+const MAX_NAME: usize = 200;
+
+/// Why a stream name cannot be used for files; `None` when it can.
+pub fn file_name_refusal(name: &str) -> Option<&'static str> {
+    if name.len() > MAX_NAME {
+        Some("longer than 200 bytes")
+    } else if name.starts_with('.') {
+        Some("starts with a dot")
+    } else if name.contains(['/', '\\', '\0']) || name.chars().any(char::is_control) {
+        Some("has a path separator or a control character")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_name_refusal;
+
+    #[test]
+    fn names() {
+        assert_eq!(file_name_refusal("cam1"), None);
+        assert_eq!(file_name_refusal("a b..c"), None);
+        assert!(file_name_refusal(".hidden").is_some());
+        assert!(file_name_refusal("a\nb").is_some());
+        assert!(file_name_refusal("a/b").is_some());
+        assert!(file_name_refusal(&"x".repeat(201)).is_some());
+    }
+}
