@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn http_entries() {
-        let p = |u: &str| parse_http(u).map(|(h, port, hh, pre)| (h, port, hh, pre));
+        let p = parse_http;
         let ok = |h: &str, port: u16, hh: &str, pre: &str| {
             Ok((h.to_string(), port, hh.to_string(), pre.to_string()))
         };
