@@ -21,11 +21,9 @@
 //! a stalled track does not hold the playlist back).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use rtmp_proto::cmaf::{Chunk, CmafConf, CmafEvent, CmafPackager, SegmentInfo, TrackKind};
 use rtmp_proto::hls::playlist::{self, Restored};
-use rtmp_proto::hls::{Playlist, SegmentEntry};
 use rtmp_proto::mpegts::es::{self, VideoConfig, VideoPacket};
 use rtmp_proto::mpegts::MediaInfo;
 
@@ -370,77 +368,6 @@ pub fn merge_inits(video: Option<&[u8]>, audio: Option<&[u8]>) -> Option<Vec<u8>
     Some(out)
 }
 
-/// The media playlist for fMP4 segments: the MPEG-TS one's tags (RFC 8216) with VERSION 7
-/// (EXT-X-MAP needs 6 or more) and an EXT-X-MAP before the first segment and before every
-/// segment whose init differs from the one before it (those follow an EXT-X-DISCONTINUITY).
-///
-/// Keys: AES-128 whole-segment encryption of the `.m4s` files (RFC 8216 §4.3.2.4 allows it for
-/// fMP4; the IV is the media sequence number, as for MPEG-TS). An EXT-X-KEY applies to the
-/// EXT-X-MAPs after it too, and an encrypted init would need an explicit IV (§4.3.2.5): inits
-/// stay clear, so a MAP that would follow an AES-128 key gets an `EXT-X-KEY:METHOD=NONE` before
-/// it and the key is repeated after it.
-pub fn render(
-    p: &Playlist,
-    uri: &dyn Fn(&SegmentEntry) -> String,
-    key_uri: &dyn Fn(u64) -> String,
-    map_uri: &dyn Fn(&SegmentEntry) -> Option<String>,
-    event: bool,
-) -> String {
-    let mut o = String::with_capacity(160 + p.segments.len() * 120);
-    o.push_str("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let _ = writeln!(o, "#EXT-X-TARGETDURATION:{}", p.target_duration());
-    let _ = writeln!(o, "#EXT-X-MEDIA-SEQUENCE:{}", p.media_sequence);
-    if p.discontinuity_sequence > 0 {
-        let _ = writeln!(
-            o,
-            "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
-            p.discontinuity_sequence
-        );
-    }
-    if event {
-        o.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n");
-    }
-    let (mut key, mut map) = (None, None);
-    for s in &p.segments {
-        if s.discontinuity {
-            o.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        let m = map_uri(s);
-        if m.is_some() && m != map {
-            if key.is_some() {
-                o.push_str("#EXT-X-KEY:METHOD=NONE\n");
-                key = None;
-            }
-            let _ = writeln!(o, "#EXT-X-MAP:URI=\"{}\"", m.as_deref().unwrap_or_default());
-            map = m;
-        }
-        if s.key_id != key {
-            match s.key_id {
-                Some(k) => {
-                    let _ = writeln!(o, "#EXT-X-KEY:METHOD=AES-128,URI=\"{}\"", key_uri(k));
-                }
-                None => o.push_str("#EXT-X-KEY:METHOD=NONE\n"),
-            }
-            key = s.key_id;
-        }
-        if let Some(d) = &s.date {
-            let _ = writeln!(o, "#EXT-X-PROGRAM-DATE-TIME:{d}");
-        }
-        let _ = writeln!(
-            o,
-            "#EXTINF:{}.{:03},",
-            s.duration_ms / 1000,
-            s.duration_ms % 1000
-        );
-        o.push_str(&uri(s));
-        o.push('\n');
-    }
-    if p.ended {
-        o.push_str("#EXT-X-ENDLIST\n");
-    }
-    o
-}
-
 /// The number before ".mp4" at the end of an EXT-X-MAP URI.
 fn init_id(tag: &str) -> Option<u64> {
     let u = tag.split("URI=\"").nth(1)?.split('"').next()?;
@@ -478,6 +405,7 @@ pub fn parse(text: &str) -> Option<(Restored, Vec<u64>)> {
 
 #[cfg(test)]
 mod tests {
+    use rtmp_proto::hls::{Playlist, SegmentEntry};
     use super::*;
 
     fn flv_video(key: bool, seq: bool, cts: i32, data: &[u8]) -> Vec<u8> {
@@ -569,13 +497,7 @@ mod tests {
         }
         let map =
             |s: &SegmentEntry| Some(format!("live-init-{}.mp4", if s.id < 2 { 0 } else { 2 }));
-        let t = render(
-            &p,
-            &|s| format!("live-{}.m4s", s.id),
-            &|k| format!("live-{k}.key"),
-            &map,
-            false,
-        );
+        let t = p.render_with_maps(&|s| format!("live-{}.m4s", s.id), &|k| format!("live-{k}.key"), Some(&map));
         assert!(t.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{t}");
         let map0 = t.find("#EXT-X-MAP:URI=\"live-init-0.mp4\"").unwrap();
         let key0 = t.find("#EXT-X-KEY:METHOD=AES-128").unwrap();

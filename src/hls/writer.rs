@@ -469,7 +469,7 @@ impl HlsWriter {
         let text = if self.fmp4.is_some() {
             let inits = &self.inits;
             let map = |s: &SegmentEntry| inits.get(&s.id).map(|&i| l.init_uri(i));
-            fmp4::render(&self.playlist, &|s| l.segment_uri(s.id), &|k| l.key_uri(k), &map, self.conf.event())
+            self.playlist.render_with_maps(&|s| l.segment_uri(s.id), &|k| l.key_uri(k), Some(&map))
         } else {
             self.playlist.render(&|s| l.segment_uri(s.id), &|k| l.key_uri(k))
         };

@@ -122,8 +122,24 @@ impl Playlist {
     /// The M3U8 text. `uri` names a segment, `key_uri` a key by its id. Keys use the default IV
     /// of the spec (the segment's media sequence number), so one EXT-X-KEY serves many segments.
     pub fn render(&self, uri: &dyn Fn(&SegmentEntry) -> String, key_uri: &dyn Fn(u64) -> String) -> String {
-        let mut o = String::with_capacity(128 + self.segments.len() * 96);
-        o.push_str("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+        self.render_with_maps(uri, key_uri, None)
+    }
+
+    /// The M3U8 text, for fMP4 segments when `map_uri` names each segment's init: VERSION 7
+    /// (EXT-X-MAP needs 6 or more) and an EXT-X-MAP before the first segment and before every
+    /// segment whose init differs from the one before it (those follow an EXT-X-DISCONTINUITY).
+    /// An EXT-X-KEY applies to the EXT-X-MAPs after it too, and an encrypted init would need an
+    /// explicit IV (RFC 8216 §4.3.2.5): inits stay clear, so a MAP that would follow an AES-128
+    /// key gets an `EXT-X-KEY:METHOD=NONE` before it and the key is repeated after it.
+    pub fn render_with_maps(
+        &self,
+        uri: &dyn Fn(&SegmentEntry) -> String,
+        key_uri: &dyn Fn(u64) -> String,
+        map_uri: Option<&MapUri>,
+    ) -> String {
+        let mut o = String::with_capacity(128 + self.segments.len() * 120);
+        let version = if map_uri.is_some() { 7 } else { 3 };
+        let _ = write!(o, "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
         let _ = writeln!(o, "#EXT-X-TARGETDURATION:{}", self.target_duration);
         let _ = writeln!(o, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence);
         if self.discontinuity_sequence > 0 {
@@ -132,10 +148,18 @@ impl Playlist {
         if self.event {
             o.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n");
         }
-        let mut key = None;
+        let (mut key, mut map) = (None, None);
         for s in &self.segments {
             if s.discontinuity {
                 o.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if let Some(m) = map_uri.and_then(|f| f(s)).filter(|m| map.as_ref() != Some(m)) {
+                if key.is_some() {
+                    o.push_str("#EXT-X-KEY:METHOD=NONE\n");
+                    key = None;
+                }
+                let _ = writeln!(o, "#EXT-X-MAP:URI=\"{m}\"");
+                map = Some(m);
             }
             if s.key_id != key {
                 match s.key_id {
@@ -159,6 +183,9 @@ impl Playlist {
         o
     }
 }
+
+/// Names the init segment (EXT-X-MAP URI) of an fMP4 segment.
+pub type MapUri = dyn Fn(&SegmentEntry) -> Option<String>;
 
 /// The number at the end of a segment or key URI, before its extension: "a/live-17.ts" → 17.
 fn trailing_number(uri: &str, ext: &str) -> Option<u64> {
