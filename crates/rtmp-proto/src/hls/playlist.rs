@@ -135,7 +135,7 @@ impl Playlist {
         &self,
         uri: &dyn Fn(&SegmentEntry) -> String,
         key_uri: &dyn Fn(u64) -> String,
-        map_uri: Option<&MapUri>,
+        map_uri: Option<&MapUri<'_>>,
     ) -> String {
         let mut o = String::with_capacity(128 + self.segments.len() * 120);
         let version = if map_uri.is_some() { 7 } else { 3 };
@@ -185,7 +185,7 @@ impl Playlist {
 }
 
 /// Names the init segment (EXT-X-MAP URI) of an fMP4 segment.
-pub type MapUri = dyn Fn(&SegmentEntry) -> Option<String>;
+pub type MapUri<'a> = dyn Fn(&SegmentEntry) -> Option<String> + 'a;
 
 /// The number at the end of a segment or key URI, before its extension: "a/live-17.ts" → 17.
 fn trailing_number(uri: &str, ext: &str) -> Option<u64> {
