@@ -234,6 +234,7 @@ ok(kill('KILL', $owner), 'the publisher\'s worker is killed');
 ok(wait_until(sub { defined wait_publisher($pub, 0) }, 10), 'the publisher lost its connection');
 ok(wait_until(sub { my @w = grep { /\d/ } split /\s+/, `ps --ppid @{[master_pid()]} -o pid=`; @w == 2 && !grep { $_ == $owner } @w }, 10),
     'nginx started a new worker');
+ok(wait_until(sub { !glob("/tmp/ngx-rtmp-rs.$owner.*.sock") }, 5), 'the dead worker\'s link socket was removed by its successor');
 $pub = publish($url, loop => 1, timeout => 60);
 ok(wait_log(qr/rtmp: live: publish "cr" \(live\), client: 127/, 2), 'the same name publishes again at once (the dead worker\'s entry is ignored)') or diag(publisher_log($pub));
 my $r = bench($url, 10, 3);

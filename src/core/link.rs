@@ -43,6 +43,21 @@ pub fn link_path(pid: u64, srv: usize) -> String {
     format!("{}/ngx-rtmp-rs.{pid}.{srv}.sock", dir.trim_end_matches('/'))
 }
 
+/// Link sockets of workers that died without removing theirs (SIGKILL, a crash).
+fn remove_stale_sockets() {
+    let dir = conf().and_then(|c| c.socket_dir.as_deref()).unwrap_or("/tmp");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix("ngx-rtmp-rs.").and_then(|r| r.strip_suffix(".sock")) else { continue };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u64>().ok()) else { continue };
+        if !crate::ngx::process::alive(pid) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 pub fn pid() -> u64 {
     std::process::id() as u64
 }
@@ -53,6 +68,7 @@ impl WorkerHooks for WorkersModule {
     // Even with one worker: after a reload, the old worker serves its publishers until they
     // leave, and the new one pulls from it.
     fn init() {
+        remove_stale_sockets();
         for (i, srv) in running_servers().into_iter().enumerate() {
             let path = link_path(pid(), i);
             if let Err(e) = listen::listen_unix_now(&path, srv, listen::on_accept::<LinkStarter>) {
