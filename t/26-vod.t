@@ -207,7 +207,10 @@ for my $name (sort keys %jobs) {
     unlike($err, qr/error|invalid/i, "$name: FFmpeg decoded without errors") or diag($err);
 }
 my @lines = log_lines(qr/rtmp: play: "[^"]+" from /);
-like($lines[0] // '', qr{from "\Q$TEST_NGINX_PREFIX\E/vod2/test\.(flv|mp4)"}, 'the file was found in the second directory');
+my @test_lines = grep { /play: "(?:mp4:)?test[^"]*" from / } @lines;
+is(scalar(@test_lines), 4, 'four plays of "test" were logged');
+is(scalar(grep { m{from "\Q$TEST_NGINX_PREFIX\E/vod2/test\.(?:flv|mp4)"} } @test_lines), 4,
+    'each file was found in the second directory') or diag(join "\n", @test_lines);
 is(scalar(log_lines(qr/rtmp: play: "[^"]+" complete/)), 5, 'five plays ran to the end');
 --- no_error_log
 [error]
