@@ -11,6 +11,7 @@ pub mod hls;
 pub mod httpflv;
 pub mod limit;
 pub mod live;
+pub mod llhls;
 pub mod log;
 pub mod netcall;
 pub mod ngx;
@@ -29,7 +30,7 @@ use nginx_sys::ngx_module_t;
 /// only one module in ngx 0.5). Order matters: hooks run in module order.
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 21] = [
+pub static mut ngx_modules: [*const ngx_module_t; 23] = [
     addr_of!(core::ngx_rtmp_rs_module),
     addr_of!(core::ngx_rtmp_rs_core_module),
     // Top-level rtmp_auto_push* / rtmp_socket_dir; each worker's link socket.
@@ -49,6 +50,8 @@ pub static mut ngx_modules: [*const ngx_module_t; 21] = [
     addr_of!(hls::ngx_rtmp_rs_hls_module),
     // Beside hls: the same place in the chains (name check before live, output after it).
     addr_of!(dash::ngx_rtmp_rs_dash_module),
+    // After hls (whose name check and directives it relies on): Low-Latency HLS parts.
+    addr_of!(llhls::ngx_rtmp_rs_llhls_module),
     // After the modules that may refuse a publish (access, notify, hls): a refused publish never
     // records or runs a program. Before live, which ends the publish chain.
     addr_of!(record::ngx_rtmp_rs_record_module),
@@ -62,6 +65,7 @@ pub static mut ngx_modules: [*const ngx_module_t; 21] = [
     // The HTTP side: HTTP-FLV players of live streams.
     addr_of!(httpflv::ngx_rtmp_rs_flv_live_module),
     addr_of!(stat::ngx_rtmp_rs_stat_http_module),
+    addr_of!(llhls::ngx_rtmp_rs_llhls_http_module),
     // No hooks: the shared board of the control API, and its HTTP side.
     addr_of!(control::ngx_rtmp_rs_control_module),
     addr_of!(control::ngx_rtmp_rs_control_http_module),
@@ -70,7 +74,7 @@ pub static mut ngx_modules: [*const ngx_module_t; 21] = [
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 21] = [
+pub static mut ngx_module_names: [*const c_char; 23] = [
     c"ngx_rtmp_rs_module".as_ptr(),
     c"ngx_rtmp_rs_core_module".as_ptr(),
     c"ngx_rtmp_rs_workers_module".as_ptr(),
@@ -82,6 +86,7 @@ pub static mut ngx_module_names: [*const c_char; 21] = [
     c"ngx_rtmp_rs_relay_module".as_ptr(),
     c"ngx_rtmp_rs_hls_module".as_ptr(),
     c"ngx_rtmp_rs_dash_module".as_ptr(),
+    c"ngx_rtmp_rs_llhls_module".as_ptr(),
     c"ngx_rtmp_rs_record_module".as_ptr(),
     c"ngx_rtmp_rs_exec_module".as_ptr(),
     c"ngx_rtmp_rs_stat_module".as_ptr(),
@@ -89,6 +94,7 @@ pub static mut ngx_module_names: [*const c_char; 21] = [
     c"ngx_rtmp_rs_live_module".as_ptr(),
     c"ngx_rtmp_rs_flv_live_module".as_ptr(),
     c"ngx_rtmp_rs_stat_http_module".as_ptr(),
+    c"ngx_rtmp_rs_llhls_http_module".as_ptr(),
     c"ngx_rtmp_rs_control_module".as_ptr(),
     c"ngx_rtmp_rs_control_http_module".as_ptr(),
     null(),

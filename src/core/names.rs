@@ -17,6 +17,21 @@ pub fn file_name_refusal(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Writes `data` to `path` through a temporary file (`path` + ".tmp") and a rename, so readers
+/// (nginx serving players) see the old file or the new one, never a part.
+pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = tmp_name(path);
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `path` + ".tmp".
+pub fn tmp_name(path: &std::path::Path) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    std::path::PathBuf::from(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::file_name_refusal;

@@ -43,12 +43,7 @@ fn wall_ms() -> u64 {
     crate::ngx::shm::wall_ms()
 }
 
-/// Writes `data` to `path` through a temporary file and a rename, so readers see old or new.
-fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = with_suffix(path, ".tmp");
-    fs::write(&tmp, data)?;
-    fs::rename(&tmp, path)
-}
+use crate::core::names::write_atomic;
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();

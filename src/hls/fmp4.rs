@@ -260,17 +260,7 @@ impl Muxer {
         let size: usize = p.chunks.iter().map(|c| c.bytes.len()).sum();
         let mut bytes = Vec::with_capacity(size);
         for c in &p.chunks {
-            let at = bytes.len();
-            bytes.extend_from_slice(&c.bytes);
-            // moof(8) mfhd: size, type, version+flags, sequence_number.
-            if bytes.get(at + 4..at + 8) == Some(b"moof")
-                && bytes.get(at + 12..at + 16) == Some(b"mfhd")
-            {
-                self.sequence = self.sequence.wrapping_add(1);
-                if let Some(s) = bytes.get_mut(at + 20..at + 24) {
-                    s.copy_from_slice(&self.sequence.to_be_bytes());
-                }
-            }
+            append_renumbered(&mut bytes, &c.bytes, &mut self.sequence);
         }
         for t in [V, A] {
             let init = if p.has[t] {
@@ -294,6 +284,20 @@ impl Muxer {
             init,
             new_init,
         })
+    }
+}
+
+/// Appends a chunk (`moof` + `mdat`) to `out` with the next `mfhd` sequence number from `sequence`,
+/// so that numbers increase through a stream whose chunks come from several tracks.
+pub fn append_renumbered(out: &mut Vec<u8>, chunk: &[u8], sequence: &mut u32) {
+    let at = out.len();
+    out.extend_from_slice(chunk);
+    // moof(8) mfhd: size, type, version+flags, sequence_number.
+    if out.get(at + 4..at + 8) == Some(b"moof") && out.get(at + 12..at + 16) == Some(b"mfhd") {
+        *sequence = sequence.wrapping_add(1);
+        if let Some(s) = out.get_mut(at + 20..at + 24) {
+            s.copy_from_slice(&sequence.to_be_bytes());
+        }
     }
 }
 

@@ -19,6 +19,8 @@ use crate::ngx::module::{
 };
 use crate::slot;
 pub use conf::{HlsAppConf, HlsMainConf};
+/// For Low-Latency HLS (`llhls`), which muxes its parts the same way.
+pub use fmp4::{append_renumbered, merge_inits};
 
 pub struct HlsModule;
 

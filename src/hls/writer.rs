@@ -6,8 +6,8 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -72,18 +72,7 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Writes `data` to `path` through a temporary file and a rename, so readers see old or new.
-fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = tmp_name(path);
-    fs::write(&tmp, data)?;
-    fs::rename(&tmp, path)
-}
-
-fn tmp_name(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
-}
+use crate::core::names::{tmp_name, write_atomic};
 
 impl HlsWriter {
     pub fn start(

@@ -202,35 +202,44 @@ impl SlotZone {
 
     /// Every non-empty slot other than `except`: (slot, pid, blob).
     pub fn read_others(&self, except: usize) -> Vec<(usize, u64, Vec<u8>)> {
+        (0..self.slots)
+            .filter(|i| *i != except)
+            .filter_map(|i| self.read(i).map(|(pid, v)| (i, pid, v)))
+            .collect()
+    }
+
+    /// The blob in slot `i` and the pid that wrote it; None when empty (or when every try raced
+    /// with a write).
+    pub fn read(&self, i: usize) -> Option<(u64, Vec<u8>)> {
         use std::sync::atomic::Ordering::Acquire;
-        let mut out = Vec::new();
-        for i in (0..self.slots).filter(|i| *i != except) {
-            let Some((head, body)) = self.slot(i) else { continue };
-            // SAFETY: a seqlock read: the copy is kept only if no write began or ended during it;
-            // lengths are bounded by slot_size.
-            unsafe {
-                let h = &*head;
-                for _ in 0..100 {
-                    let s1 = h.seq.load(Acquire);
-                    if s1 & 1 == 1 {
-                        std::hint::spin_loop();
-                        continue;
-                    }
-                    let len = (h.len.load(Acquire) as usize).min(self.slot_size);
-                    let pid = h.pid.load(Acquire);
-                    let mut v = vec![0u8; len];
-                    std::ptr::copy_nonoverlapping(body, v.as_mut_ptr(), len);
-                    std::sync::atomic::fence(Acquire);
-                    if h.seq.load(Acquire) == s1 {
-                        if len > 0 {
-                            out.push((i, pid, v));
-                        }
-                        break;
-                    }
+        let (head, body) = self.slot(i)?;
+        // SAFETY: a seqlock read: the copy is kept only if no write began or ended during it;
+        // lengths are bounded by slot_size.
+        unsafe {
+            let h = &*head;
+            for _ in 0..100 {
+                let s1 = h.seq.load(Acquire);
+                if s1 & 1 == 1 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                let len = (h.len.load(Acquire) as usize).min(self.slot_size);
+                let pid = h.pid.load(Acquire);
+                let mut v = vec![0u8; len];
+                std::ptr::copy_nonoverlapping(body, v.as_mut_ptr(), len);
+                std::sync::atomic::fence(Acquire);
+                if h.seq.load(Acquire) == s1 {
+                    return (len > 0).then_some((pid, v));
                 }
             }
         }
-        out
+        None
+    }
+
+    /// The process (or token) that claimed slot `i`, 0 when free.
+    pub fn owner(&self, i: usize) -> u64 {
+        // SAFETY: as in claim().
+        self.slot(i).map_or(0, |(h, _)| unsafe { (*h).owner.load(std::sync::atomic::Ordering::Acquire) })
     }
 }
 
