@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod crypt;
+pub mod ll;
 pub mod playlist;
 
 pub use playlist::{Playlist, Restored, SegmentEntry};
