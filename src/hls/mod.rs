@@ -21,6 +21,8 @@ use crate::slot;
 pub use conf::{HlsAppConf, HlsMainConf};
 /// For Low-Latency HLS (`llhls`), which muxes its parts the same way.
 pub use fmp4::{append_renumbered, merge_inits};
+/// Deletes files later (llhls uses it for the files of ended streams).
+pub use cleanup::Cleanup;
 
 pub struct HlsModule;
 

@@ -46,7 +46,8 @@ pub fn published(s: &mut Session, req: &PublishReq) -> Step {
     };
     let app = s.app().map(|a| a.name.clone()).unwrap_or_default();
     let dir = stream_dir(&hls.path(), &req.name);
-    match LlWriter::start(&app, &req.name, dir, &set, siblings(hls, &req.name), s.log) {
+    let cleanup = &s.srv_ctx.main::<LlModule>().cleanup;
+    match LlWriter::start(&app, &req.name, dir, &set, siblings(hls, &req.name), cleanup, s.log) {
         Ok(writer) => {
             log_info!(s.log, "hls: \"{}\": low-latency parts of {} ms in \"{}\"", req.name, set.part_ms, writer.dir().display());
             s.ext.insert(LlCtx { stream_id: req.stream_id, writer });

@@ -32,6 +32,8 @@ use conf::{LlAppConf, LlLocConf};
 pub struct LlMainConf {
     /// Declared when some application has `hls_low_latency on`.
     zone: Option<SlotZone>,
+    /// The files of ended streams, deleted once players can no longer ask for them.
+    cleanup: crate::hls::Cleanup,
 }
 
 impl Merge for LlMainConf {}

@@ -152,3 +152,105 @@ impl LlMuxer {
         bytes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AVCC: &[u8] = include_bytes!("../../crates/rtmp-proto/tests/data/avc_high_640x360.bin");
+
+    fn flv_video(key: bool, seq: bool, data: &[u8]) -> Vec<u8> {
+        let mut v = vec![if key { 0x17 } else { 0x27 }, if seq { 0 } else { 1 }, 0, 0, 0];
+        v.extend_from_slice(data);
+        v
+    }
+
+    /// Top-level box types and each `moof`'s track id (from `tfhd`).
+    fn tracks(data: &[u8]) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        while let Some(h) = data.get(at..at + 8) {
+            let size = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+            if &h[4..8] == b"moof" {
+                // moof(8) mfhd(16) traf(8) tfhd: size, type, version+flags, track_ID.
+                out.push(u32::from_be_bytes([data[at + 44], data[at + 45], data[at + 46], data[at + 47]]));
+            }
+            if size < 8 {
+                break;
+            }
+            at += size;
+        }
+        out
+    }
+
+    /// 4 s of 25 fps video with a keyframe every second and AAC, cut into 1 s segments of 200 ms parts.
+    #[test]
+    fn parts_make_segments() {
+        let mut m = LlMuxer::new(1000, 10_000, 200);
+        let mut out = Vec::new();
+        m.video(0, &flv_video(true, true, AVCC), &mut out);
+        m.audio(0, &[0xaf, 0, 0x12, 0x10], &mut out);
+        let nal = [0, 0, 0, 2, 0x65, 0x88];
+        let mut audio_t = 0u32;
+        for i in 0..100u32 {
+            let t = i * 40;
+            m.video(t, &flv_video(i % 25 == 0, false, &nal), &mut out);
+            while audio_t <= t {
+                m.audio(audio_t, &[0xaf, 1, 0x21, 0x10, 0x04], &mut out);
+                audio_t += 23;
+            }
+        }
+        m.finish(&mut out);
+        assert!(matches!(out.first(), Some(LlOut::Init(_))), "{:?}", out.first());
+        let inits = out.iter().filter(|o| matches!(o, LlOut::Init(_))).count();
+        assert_eq!(inits, 1);
+        // Parts per segment, with their durations and independence.
+        let mut segs: Vec<Vec<(u64, bool, Vec<u32>)>> = vec![Vec::new()];
+        for o in &out {
+            match o {
+                LlOut::Part { bytes, duration_ms, independent } => {
+                    segs.last_mut().map(|s| s.push((*duration_ms, *independent, tracks(bytes))));
+                }
+                LlOut::SegmentEnd => segs.push(Vec::new()),
+                _ => {}
+            }
+        }
+        segs.retain(|s| !s.is_empty());
+        assert!(segs.len() >= 3, "{segs:?}");
+        for s in &segs[..segs.len() - 1] {
+            assert_eq!(s.len(), 5, "five 200 ms parts per 1 s segment: {s:?}");
+            assert!(s[0].1, "the first part is independent");
+            assert!(s[1..].iter().all(|p| !p.1));
+            assert!(s.iter().all(|p| p.0 == 200), "{s:?}");
+            assert_eq!(s.iter().map(|p| p.0).sum::<u64>(), 1000);
+        }
+        // Every part has one video chunk (track 1); audio (track 2) goes with the parts made as it
+        // arrives: most parts of a segment carry some.
+        for s in &segs[1..segs.len() - 1] {
+            assert!(s.iter().all(|p| p.2.iter().filter(|t| **t == 1).count() == 1), "{s:?}");
+            assert!(s.iter().filter(|p| p.2.contains(&2)).count() >= 3, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn audio_only_parts() {
+        let mut m = LlMuxer::new(1000, 10_000, 200);
+        let mut out = Vec::new();
+        m.audio(0, &[0xaf, 0, 0x12, 0x10], &mut out);
+        for i in 0..200u32 {
+            m.audio(i * 23, &[0xaf, 1, 0x21, 0x10, 0x04], &mut out);
+        }
+        m.finish(&mut out);
+        let parts: Vec<u64> = out
+            .iter()
+            .filter_map(|o| match o {
+                LlOut::Part { duration_ms, .. } => Some(*duration_ms),
+                _ => None,
+            })
+            .collect();
+        let ends = out.iter().filter(|o| matches!(o, LlOut::SegmentEnd)).count();
+        assert!(parts.len() >= 20, "{parts:?}");
+        assert!(parts.iter().all(|d| *d <= 200), "{parts:?}");
+        assert!(ends >= 3, "{ends}");
+    }
+}

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use rtmp_proto::hls::ll::{LlPart, LlState};
 
 use crate::core::names::write_atomic;
+use crate::hls::Cleanup;
 use crate::log_info;
 use crate::ngx::log::Log;
 use crate::ngx::now_ms;
@@ -41,6 +42,7 @@ pub struct LlWriter {
     /// Files to delete, and when (ms).
     doomed: Vec<(u64, PathBuf)>,
     window_ms: u64,
+    cleanup: &'static Cleanup,
     log: Log,
     full_said: bool,
     error_said: bool,
@@ -56,7 +58,15 @@ pub fn stream_dir(hls_path: &Path, name: &str) -> PathBuf {
 }
 
 impl LlWriter {
-    pub fn start(app: &str, name: &str, dir: PathBuf, set: &Settings, siblings: Vec<String>, log: Log) -> Result<LlWriter, String> {
+    pub fn start(
+        app: &str,
+        name: &str,
+        dir: PathBuf,
+        set: &Settings,
+        siblings: Vec<String>,
+        cleanup: &'static Cleanup,
+        log: Log,
+    ) -> Result<LlWriter, String> {
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create \"{}\": {e}", dir.display()))?;
         // A previous publish's files: its numbers are older, nobody can ask for them now.
         if let Ok(rd) = fs::read_dir(&dir) {
@@ -81,6 +91,7 @@ impl LlWriter {
             init_id: None,
             doomed: Vec::new(),
             window_ms: set.window_ms,
+            cleanup,
             log,
             full_said: false,
             error_said: false,
@@ -114,8 +125,17 @@ impl LlWriter {
         self.end_segment();
         self.entry.state.finish();
         self.publish();
+        let keep = self.window_ms.saturating_add(self.part_keep_ms());
         if let Some(slot) = self.slot.take() {
-            slot.end(self.window_ms.saturating_add(self.part_keep_ms()));
+            slot.end(keep);
+        }
+        // Every file of this publish goes once the ended playlist is no longer served. Names are
+        // never reused (numbers grow across publishes), so a republish meanwhile loses nothing.
+        self.doomed.clear();
+        if let Ok(rd) = fs::read_dir(&self.entry.dir) {
+            for f in rd.flatten() {
+                self.cleanup.schedule(f.path(), keep);
+            }
         }
     }
 
