@@ -7,6 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use rtmp_proto::hls::ll::LlState;
 
@@ -81,6 +82,8 @@ thread_local! {
     static COUNTER: Cell<u32> = const { Cell::new(0) };
     /// Where each stream was last found: (app, name) → slot.
     static FOUND: RefCell<HashMap<(String, String), usize>> = RefCell::new(HashMap::new());
+    /// Each slot's entry as last decoded, with the slot version it was read at.
+    static CACHE: RefCell<HashMap<usize, (u64, Rc<Entry>)>> = RefCell::new(HashMap::new());
 }
 
 /// A slot owned by a running stream. The owner token is the pid in the high half, so another
@@ -152,28 +155,41 @@ impl Publication {
     }
 }
 
+/// The entry in slot `i`, decoded once per version of the slot (held requests look often).
+fn load(z: &SlotZone, i: usize, app: &str, name: &str) -> Option<Rc<Entry>> {
+    let v = z.version(i);
+    if v & 1 == 0 {
+        if let Some(e) = CACHE.with(|c| c.borrow().get(&i).filter(|(ver, _)| *ver == v).map(|(_, e)| e.clone())) {
+            return (e.app == app && e.name == name).then_some(e);
+        }
+    }
+    let (ver, _, b) = z.read_versioned(i)?;
+    if !matches(&b, app, name) {
+        return None;
+    }
+    let e = Rc::new(Entry::decode(&b)?);
+    CACHE.with(|c| c.borrow_mut().insert(i, (ver, e.clone())));
+    Some(e)
+}
+
 /// The newest entry of `app`/`name` in any worker.
-pub fn find(app: &str, name: &str) -> Option<Entry> {
+pub fn find(app: &str, name: &str) -> Option<Rc<Entry>> {
     let z = zone()?;
     let key = (app.to_string(), name.to_string());
     if let Some(i) = FOUND.with(|f| f.borrow().get(&key).copied()) {
-        if let Some(e) = z.read(i).and_then(|(_, b)| matches(&b, app, name).then(|| Entry::decode(&b)).flatten()) {
+        if let Some(e) = load(z, i, app, name) {
             // Another slot may hold a newer publish of the name: look only when this one ended.
             if !e.state.ended {
                 return Some(e);
             }
         }
     }
-    let mut best: Option<(usize, Entry)> = None;
+    let mut best: Option<(usize, Rc<Entry>)> = None;
     for i in 0..z.slots() {
         if z.owner(i) == 0 {
             continue;
         }
-        let Some((_, b)) = z.read(i) else { continue };
-        if !matches(&b, app, name) {
-            continue;
-        }
-        let Some(e) = Entry::decode(&b) else { continue };
+        let Some(e) = load(z, i, app, name) else { continue };
         let better = best.as_ref().is_none_or(|(_, cur)| (cur.state.ended, e.since) > (e.state.ended, cur.since));
         if better {
             best = Some((i, e));

@@ -211,6 +211,17 @@ impl SlotZone {
     /// The blob in slot `i` and the pid that wrote it; None when empty (or when every try raced
     /// with a write).
     pub fn read(&self, i: usize) -> Option<(u64, Vec<u8>)> {
+        self.read_versioned(i).map(|(_, pid, v)| (pid, v))
+    }
+
+    /// The version of slot `i`'s blob: it changes with every write (and is odd during one).
+    pub fn version(&self, i: usize) -> u64 {
+        // SAFETY: as in claim().
+        self.slot(i).map_or(0, |(h, _)| unsafe { (*h).seq.load(std::sync::atomic::Ordering::Acquire) })
+    }
+
+    /// `read`, with the version the copy is of.
+    pub fn read_versioned(&self, i: usize) -> Option<(u64, u64, Vec<u8>)> {
         use std::sync::atomic::Ordering::Acquire;
         let (head, body) = self.slot(i)?;
         // SAFETY: a seqlock read: the copy is kept only if no write began or ended during it;
@@ -229,7 +240,7 @@ impl SlotZone {
                 std::ptr::copy_nonoverlapping(body, v.as_mut_ptr(), len);
                 std::sync::atomic::fence(Acquire);
                 if h.seq.load(Acquire) == s1 {
-                    return (len > 0).then_some((pid, v));
+                    return (len > 0).then_some((s1, pid, v));
                 }
             }
         }
