@@ -80,6 +80,11 @@ impl Content for LlContent {
                 let (Ok(msn), Ok(part)) = (number(r, "_HLS_msn"), number(r, "_HLS_part")) else {
                     return r.status(400);
                 };
+                if zone::find(&app, &name).is_none() {
+                    if let Some(text) = master(&app, &name) {
+                        return r.respond(200, Some(PLAYLIST_TYPE), text.as_bytes());
+                    }
+                }
                 let skip = r.arg("_HLS_skip").is_some_and(|v| v == "YES" || v == "v2");
                 let ask = Ask::Playlist { msn, part, skip };
                 serve_or_hold(r, app, name, ask)
@@ -177,6 +182,41 @@ fn playlist(r: Request, app: &str, e: &Entry, skip: bool, blocking: bool) -> ngx
     r.respond(200, Some(PLAYLIST_TYPE), text.as_bytes())
 }
 
+/// `hls_variant`'s master playlist for `base`, as HLS wrote it next to the variants' files, with
+/// every variant pointing at its Low-Latency playlist here (`<variant>.m3u8`).
+fn master(app: &str, base: &str) -> Option<String> {
+    let e = zone::variant_of(app, base)?;
+    let hls_path = e.dir.parent()?;
+    let text = [hls_path.join(format!("{base}.m3u8")), hls_path.join(base).join("index.m3u8")]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok().filter(|t| t.contains("#EXT-X-STREAM-INF")))?;
+    Some(master_for_ll(&text))
+}
+
+/// Rewrites a master playlist's variant URIs (`name.m3u8`, `name/index.m3u8`, with or without
+/// `hls_base_url`) to `name.m3u8`.
+fn master_for_ll(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            out.push_str(l);
+        } else {
+            let path = l.split(['?', '#']).next().unwrap_or(l);
+            let mut comps = path.rsplit('/');
+            let last = comps.next().unwrap_or(path);
+            let name = match last {
+                "index.m3u8" => comps.next().unwrap_or(last),
+                _ => last.strip_suffix(".m3u8").unwrap_or(last),
+            };
+            out.push_str(name);
+            out.push_str(".m3u8");
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn file(r: Request, e: &Entry, file_name: &str) -> ngx_int_t {
     match std::fs::read(e.dir.join(file_name)) {
         Ok(bytes) => {
@@ -193,6 +233,17 @@ fn file(r: Request, e: &Entry, file_name: &str) -> ngx_int_t {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn master_uris() {
+        let m = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\ncam_low.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\n\
+                 cam_hi/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=3\nhttp://cdn/hls/cam_mid.m3u8?x=1\n";
+        assert_eq!(
+            master_for_ll(m),
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\ncam_low.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\ncam_hi.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=3\ncam_mid.m3u8\n"
+        );
+    }
 
     #[test]
     fn uris() {

@@ -206,6 +206,21 @@ pub fn find(app: &str, name: &str) -> Option<Rc<Entry>> {
     Some(e)
 }
 
+/// A stream of `app` that is a variant of `base` (`hls_variant`: its name and its siblings' start
+/// with `base`), in any worker.
+pub fn variant_of(app: &str, base: &str) -> Option<Rc<Entry>> {
+    let z = zone()?;
+    (0..z.slots()).filter(|i| z.owner(*i) != 0).find_map(|i| {
+        let (_, _, b) = z.read_versioned(i)?;
+        let (a, n) = Entry::key(&b)?;
+        if a != app || !n.starts_with(base) || n == base {
+            return None;
+        }
+        let e = load(z, i, a, n)?;
+        (!e.siblings.is_empty() && e.siblings.iter().all(|s| s.starts_with(base))).then_some(e)
+    })
+}
+
 fn matches(b: &[u8], app: &str, name: &str) -> bool {
     Entry::key(b) == Some((app, name))
 }
