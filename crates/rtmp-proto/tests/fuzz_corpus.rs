@@ -52,7 +52,7 @@ macro_rules! replay_tests {
     };
 }
 
-replay_tests!(handshake_server, handshake_client, chunk, amf0, amf3, command, flv, codec, session, segmenter, http, record, vod_flv, vod_mp4, cmaf);
+replay_tests!(handshake_server, handshake_client, chunk, amf0, amf3, command, flv, codec, session, segmenter, http, record, vod_flv, vod_mp4, cmaf, llhls);
 
 /// Sanity for the shared helpers the targets use to cut their input.
 #[test]
