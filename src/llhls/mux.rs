@@ -209,7 +209,9 @@ mod tests {
         for o in &out {
             match o {
                 LlOut::Part { bytes, duration_ms, independent } => {
-                    segs.last_mut().map(|s| s.push((*duration_ms, *independent, tracks(bytes))));
+                    if let Some(s) = segs.last_mut() {
+                        s.push((*duration_ms, *independent, tracks(bytes)));
+                    }
                 }
                 LlOut::SegmentEnd => segs.push(Vec::new()),
                 _ => {}
