@@ -6,6 +6,7 @@ pub mod ext;
 pub mod hooks;
 pub mod link;
 pub mod names;
+pub mod output;
 pub mod peer;
 mod rtmp;
 pub mod session;

@@ -4,10 +4,8 @@
 
 use std::path::PathBuf;
 
-use rtmp_proto::message::msg_type;
-use rtmp_proto::RawMessage;
-
 use crate::core::hooks::{PublishReq, Step};
+use crate::core::output::{self, StreamWriter};
 use crate::core::session::Session;
 use crate::ngx::now_ms;
 use crate::ngx::timer::{Again, Timer};
@@ -15,11 +13,10 @@ use crate::{log_error, log_info};
 
 use super::conf::DashAppConf;
 use super::writer::DashWriter;
-use crate::core::names::file_name_refusal as refuse_name;
 use super::DashModule;
 
-struct DashCtx {
-    stream_id: u32,
+/// The writer and what its cleanup needs.
+pub struct DashCtx {
     writer: DashWriter,
     generation: u64,
     keep_ms: u64,
@@ -35,13 +32,7 @@ pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
     if app_conf(s).is_none() {
         return Step::Continue;
     }
-    match refuse_name(&req.name) {
-        None => Step::Continue,
-        Some(why) => {
-            s.send_status(req.stream_id, "error", "NetStream.Publish.BadName", "Invalid stream name");
-            Step::Close(format!("dash: publish refused: stream name {why}"))
-        }
-    }
+    output::refuse_file_name(s, req, "dash")
 }
 
 /// After live accepted the publish.
@@ -54,21 +45,20 @@ pub fn published(s: &mut Session, req: &PublishReq) -> Step {
             let generation = main.next_generation(writer.mpd_path());
             log_info!(s.log, "dash: \"{}\" writes \"{}\"", req.name, writer.mpd_path().display());
             let keep_ms = conf.playlist_length_ms() + 2 * conf.fragment_ms();
-            s.ext.insert(DashCtx { stream_id: req.stream_id, writer, generation, keep_ms, cleanup: conf.cleanup() });
+            output::keep(s, req.stream_id, DashCtx { writer, generation, keep_ms, cleanup: conf.cleanup() });
         }
         Err(e) => log_error!(s.log, "dash: \"{}\": {}; no DASH for this stream", req.name, e),
     }
     Step::Continue
 }
 
-pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
-    let Some(ctx) = s.ext.get_mut::<DashCtx>() else { return Step::Continue };
-    match msg.msg_type {
-        msg_type::AUDIO => ctx.writer.audio(msg.timestamp, &msg.payload),
-        msg_type::VIDEO => ctx.writer.video(msg.timestamp, &msg.payload),
-        _ => {}
+impl StreamWriter for DashCtx {
+    fn audio(&mut self, timestamp: u32, body: &[u8]) {
+        self.writer.audio(timestamp, body)
     }
-    Step::Continue
+    fn video(&mut self, timestamp: u32, body: &[u8]) {
+        self.writer.video(timestamp, body)
+    }
 }
 
 pub fn close_stream(s: &mut Session, stream_id: u32) -> Step {
@@ -82,10 +72,7 @@ pub fn disconnect(s: &mut Session) {
 
 /// Finishes the writer (of `stream_id`, or whichever there is).
 fn finish(s: &mut Session, stream_id: Option<u32>) {
-    if s.ext.get::<DashCtx>().is_none_or(|c| stream_id.is_some_and(|id| id != c.stream_id)) {
-        return;
-    }
-    let Some(mut ctx) = s.ext.remove::<DashCtx>() else { return };
+    let Some(mut ctx) = output::take::<DashCtx>(s, stream_id) else { return };
     ctx.writer.finish();
     if ctx.cleanup {
         let main = s.srv_ctx.main::<DashModule>();

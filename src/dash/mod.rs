@@ -57,7 +57,7 @@ impl RtmpModule for DashModule {
         let h = hooks_mut(cf);
         h.publish.push(handlers::publish);
         h.published.push(handlers::published);
-        h.media.push(handlers::media);
+        h.media.push(crate::core::output::feed::<handlers::DashCtx>);
         h.close_stream.push(handlers::close_stream);
         h.disconnect.push(handlers::disconnect);
         Ok(())

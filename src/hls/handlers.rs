@@ -4,23 +4,22 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use rtmp_proto::message::msg_type;
-use rtmp_proto::RawMessage;
-
 use crate::core::hooks::{PublishReq, Step};
+use crate::core::output::{self, StreamWriter};
 use crate::core::session::Session;
 use crate::{log_error, log_info};
 
 use super::conf::HlsAppConf;
-use super::names::refuse_name;
 use super::writer::HlsWriter;
 use super::HlsModule;
 
-/// The session's HLS writer (a connection publishes one stream at a time in practice; a second
-/// publish on another stream id replaces the first).
-struct HlsCtx {
-    stream_id: u32,
-    writer: HlsWriter,
+impl StreamWriter for HlsWriter {
+    fn audio(&mut self, timestamp: u32, body: &[u8]) {
+        HlsWriter::audio(self, timestamp, body)
+    }
+    fn video(&mut self, timestamp: u32, body: &[u8]) {
+        HlsWriter::video(self, timestamp, body)
+    }
 }
 
 fn app_conf(s: &Session) -> Option<&'static HlsAppConf> {
@@ -32,13 +31,7 @@ pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
     if app_conf(s).is_none() {
         return Step::Continue;
     }
-    match refuse_name(&req.name) {
-        None => Step::Continue,
-        Some(why) => {
-            s.send_status(req.stream_id, "error", "NetStream.Publish.BadName", "Invalid stream name");
-            Step::Close(format!("hls: publish refused: stream name {why}"))
-        }
-    }
+    output::refuse_file_name(s, req, "hls")
 }
 
 /// After live accepted the publish.
@@ -54,19 +47,9 @@ pub fn published(s: &mut Session, req: &PublishReq) -> Step {
                 old.set(false);
             }
             log_info!(s.log, "hls: \"{}\" writes \"{}\"", req.name, writer.layout.playlist.display());
-            s.ext.insert(HlsCtx { stream_id: req.stream_id, writer });
+            output::keep(s, req.stream_id, writer);
         }
         Err(e) => log_error!(s.log, "hls: \"{}\": {}; no HLS for this stream", req.name, e),
-    }
-    Step::Continue
-}
-
-pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
-    let Some(ctx) = s.ext.get_mut::<HlsCtx>() else { return Step::Continue };
-    match msg.msg_type {
-        msg_type::AUDIO => ctx.writer.audio(msg.timestamp, &msg.payload),
-        msg_type::VIDEO => ctx.writer.video(msg.timestamp, &msg.payload),
-        _ => {}
     }
     Step::Continue
 }
@@ -82,14 +65,11 @@ pub fn disconnect(s: &mut Session) {
 
 /// Finishes the writer (of `stream_id`, or whichever there is).
 fn finish(s: &mut Session, stream_id: Option<u32>) {
-    if s.ext.get::<HlsCtx>().is_none_or(|c| stream_id.is_some_and(|id| id != c.stream_id)) {
-        return;
-    }
-    let Some(mut ctx) = s.ext.remove::<HlsCtx>() else { return };
-    ctx.writer.finish();
+    let Some(mut writer) = output::take::<HlsWriter>(s, stream_id) else { return };
+    writer.finish();
     let main = s.srv_ctx.main::<HlsModule>();
     let mut owners = main.owners.borrow_mut();
-    if owners.get(&ctx.writer.layout.playlist).is_some_and(|o| Rc::ptr_eq(o, &ctx.writer.owner)) {
-        owners.remove(&ctx.writer.layout.playlist);
+    if owners.get(&writer.layout.playlist).is_some_and(|o| Rc::ptr_eq(o, &writer.owner)) {
+        owners.remove(&writer.layout.playlist);
     }
 }

@@ -49,7 +49,7 @@ impl RtmpModule for HlsModule {
         let h = hooks_mut(cf);
         h.publish.push(handlers::publish);
         h.published.push(handlers::published);
-        h.media.push(handlers::media);
+        h.media.push(crate::core::output::feed::<writer::HlsWriter>);
         h.close_stream.push(handlers::close_stream);
         h.disconnect.push(handlers::disconnect);
         Ok(())

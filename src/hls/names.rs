@@ -1,12 +1,9 @@
 //! Where a stream's HLS files go and how playlists name them, as nginx-rtmp-module lays them out
-//! (`<name>.m3u8` + `<name>-<id>.ts`, or `<name>/index.m3u8` + `<name>/<id>.ts` with hls_nested),
-//! and which stream names may become file names at all.
+//! (`<name>.m3u8` + `<name>-<id>.ts`, or `<name>/index.m3u8` + `<name>/<id>.ts` with hls_nested).
 
 use std::path::{Path, PathBuf};
 
 use super::conf::HlsAppConf;
-
-pub use crate::core::names::file_name_refusal as refuse_name;
 
 /// Percent-encodes what is not safe in a playlist URI (RFC 3986 unreserved and '/' stay).
 pub fn uri_escape(s: &str) -> String {

@@ -2,10 +2,8 @@
 //! `hls_low_latency on` starts a writer; its audio and video feed it; closing the stream or the
 //! connection ends its playlist.
 
-use rtmp_proto::message::msg_type;
-use rtmp_proto::RawMessage;
-
 use crate::core::hooks::{PublishReq, Step};
+use crate::core::output::{self, StreamWriter};
 use crate::core::session::Session;
 use crate::hls::{HlsAppConf, HlsModule};
 use crate::{log_error, log_info};
@@ -13,11 +11,6 @@ use crate::{log_error, log_info};
 use super::conf::LlAppConf;
 use super::writer::{stream_dir, LlWriter, Settings};
 use super::LlModule;
-
-struct LlCtx {
-    stream_id: u32,
-    writer: LlWriter,
-}
 
 fn confs(s: &Session) -> Option<(&'static HlsAppConf, &'static LlAppConf)> {
     let app = s.app_ctx?;
@@ -50,21 +43,20 @@ pub fn published(s: &mut Session, req: &PublishReq) -> Step {
     match LlWriter::start(&app, &req.name, dir, &set, siblings(hls, &req.name), cleanup, s.log) {
         Ok(writer) => {
             log_info!(s.log, "hls: \"{}\": low-latency parts of {} ms in \"{}\"", req.name, set.part_ms, writer.dir().display());
-            s.ext.insert(LlCtx { stream_id: req.stream_id, writer });
+            output::keep(s, req.stream_id, writer);
         }
         Err(e) => log_error!(s.log, "hls: \"{}\": {}; no Low-Latency HLS for this stream", req.name, e),
     }
     Step::Continue
 }
 
-pub fn media(s: &mut Session, msg: &RawMessage) -> Step {
-    let Some(ctx) = s.ext.get_mut::<LlCtx>() else { return Step::Continue };
-    match msg.msg_type {
-        msg_type::AUDIO => ctx.writer.audio(msg.timestamp, &msg.payload),
-        msg_type::VIDEO => ctx.writer.video(msg.timestamp, &msg.payload),
-        _ => {}
+impl StreamWriter for LlWriter {
+    fn audio(&mut self, timestamp: u32, body: &[u8]) {
+        LlWriter::audio(self, timestamp, body)
     }
-    Step::Continue
+    fn video(&mut self, timestamp: u32, body: &[u8]) {
+        LlWriter::video(self, timestamp, body)
+    }
 }
 
 pub fn close_stream(s: &mut Session, stream_id: u32) -> Step {
@@ -77,10 +69,7 @@ pub fn disconnect(s: &mut Session) {
 }
 
 fn finish(s: &mut Session, stream_id: Option<u32>) {
-    if s.ext.get::<LlCtx>().is_none_or(|c| stream_id.is_some_and(|id| id != c.stream_id)) {
-        return;
-    }
-    if let Some(mut ctx) = s.ext.remove::<LlCtx>() {
-        ctx.writer.finish();
+    if let Some(mut writer) = output::take::<LlWriter>(s, stream_id) {
+        writer.finish();
     }
 }

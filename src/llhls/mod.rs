@@ -78,7 +78,7 @@ impl RtmpModule for LlModule {
         }
         let h = hooks_mut(cf);
         h.published.push(handlers::published);
-        h.media.push(handlers::media);
+        h.media.push(crate::core::output::feed::<writer::LlWriter>);
         h.close_stream.push(handlers::close_stream);
         h.disconnect.push(handlers::disconnect);
         Ok(())
