@@ -1537,10 +1537,10 @@ pub fn llhls(data: &[u8]) {
             llhls_serve(&s);
             // The writer goes on from a state another worker wrote.
             let mut s = s;
-            s.add_part(LlPart { duration_ms: s.part_target_ms, independent: false });
+            s.add_part(LlPart { duration_ms: s.part_target_ms, independent: false, size: 100 });
             let map = s.open.map;
             s.end_segment(map.wrapping_add(1), true, 1);
-            s.add_part(LlPart { duration_ms: 1, independent: true });
+            s.add_part(LlPart { duration_ms: 1, independent: true, size: 1 });
             s.finish();
             llhls_still_decodes(&s);
             llhls_serve(&s);
@@ -1568,7 +1568,7 @@ fn llhls_write(data: &[u8]) {
         match src.u8() % 8 {
             0..=4 => {
                 let v = src.u16();
-                s.add_part(LlPart { duration_ms: u64::from(v >> 1), independent: v & 1 == 1 });
+                s.add_part(LlPart { duration_ms: u64::from(v >> 1), independent: v & 1 == 1, size: u64::from(v) });
             }
             5 | 6 => {
                 let (map, flags, date) = (u64::from(src.u8()), src.u8(), u64::from(src.u32()));

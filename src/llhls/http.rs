@@ -146,20 +146,23 @@ fn attempt(r: Request, app: &str, name: &str, ask: &Ask, late: bool) -> Answer {
             }
         }
         Ask::File { kind, file_name } => {
-            let ready = match *kind {
-                FileKind::Init(id) => e.state.map_exists(id),
-                FileKind::Segment(msn) => e.state.segment_exists(msn),
+            let (ready, range) = match *kind {
+                FileKind::Init(id) => (e.state.map_exists(id), None),
+                FileKind::Segment(msn) => (e.state.segment_exists(msn), None),
                 FileKind::Part(msn, i) => match e.state.part_status(msn, i) {
-                    PartAvail::Ready => true,
+                    PartAvail::Ready => (true, e.state.part_range(msn, i).map(|r| (msn, r))),
                     PartAvail::Wait if late => return Answer::Done(r.status(404)),
                     PartAvail::Wait => return Answer::Wait,
-                    PartAvail::Gone => false,
+                    PartAvail::Gone => (false, None),
                 },
             };
             if !ready {
                 return Answer::Done(r.status(404));
             }
-            Answer::Done(file(r, &e, file_name))
+            Answer::Done(match range {
+                Some((msn, (offset, size))) => part(r, &e, msn, offset, size),
+                None => file(r, &e, file_name),
+            })
         }
     }
 }
@@ -217,14 +220,29 @@ fn master_for_ll(text: &str) -> String {
     out
 }
 
+/// A part: its byte range of its segment's file.
+fn part(r: Request, e: &Entry, msn: u64, offset: u64, size: u64) -> ngx_int_t {
+    use std::os::unix::fs::FileExt;
+    let read = std::fs::File::open(e.dir.join(format!("{msn}.m4s"))).and_then(|f| {
+        let mut buf = vec![0u8; usize::try_from(size).unwrap_or(0)];
+        f.read_exact_at(&mut buf, offset).map(|_| buf)
+    });
+    match read {
+        Ok(bytes) => media(r, &bytes),
+        Err(_) => r.status(404),
+    }
+}
+
+fn media(r: Request, bytes: &[u8]) -> ngx_int_t {
+    if !r.add_header("Cache-Control", "max-age=60") {
+        return NGX_ERROR;
+    }
+    r.respond(200, Some("video/mp4"), bytes)
+}
+
 fn file(r: Request, e: &Entry, file_name: &str) -> ngx_int_t {
     match std::fs::read(e.dir.join(file_name)) {
-        Ok(bytes) => {
-            if !r.add_header("Cache-Control", "max-age=60") {
-                return NGX_ERROR;
-            }
-            r.respond(200, Some("video/mp4"), &bytes)
-        }
+        Ok(bytes) => media(r, &bytes),
         // Deleted in between (it left the window): as if it never was.
         Err(_) => r.status(404),
     }

@@ -2,13 +2,16 @@
 //! `<hls_path>/<name>.ll/` (each file whole, through a rename), and the playlist state published
 //! in shared memory at every part, for the HTTP side of any worker.
 //!
-//! Files: `init-<id>.mp4`, `<msn>.<part>.m4s`, `<msn>.m4s` (the concatenation of its parts).
+//! Files: `init-<id>.mp4` and `<msn>.m4s`, a segment, to which each part is appended as it is made
+//! (a part is a byte range of its segment's file: one file per segment, not per part — creating
+//! and deleting five files a second per stream costs the file system more than the writes).
+//! The state says a part exists only once its bytes are written, so readers never see less.
 //! Media sequence numbers (and init ids) start at the publish time divided by `hls_fragment`, so
-//! they grow across republishes and players never see an old number again. Part files go
-//! 6 target durations after their segment ends (their tags leave the playlist after 3, they stay
-//! downloadable 3 more), segment files a playlist length after they leave the playlist.
+//! they grow across republishes and players never see an old number again. Segment files go a
+//! playlist length after they leave the playlist.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rtmp_proto::hls::ll::{LlPart, LlState};
@@ -34,8 +37,9 @@ pub struct LlWriter {
     out: Vec<LlOut>,
     entry: Entry,
     slot: Option<Publication>,
-    /// The bytes of the open segment's parts.
-    segment: Vec<u8>,
+    /// The open segment's file, its parts appended, and whether a write to it failed.
+    segment: Option<fs::File>,
+    broken: bool,
     /// An init that goes with the next segment, and the id of the current one.
     next_init: Option<Vec<u8>>,
     init_id: Option<u64>,
@@ -86,7 +90,8 @@ impl LlWriter {
             out: Vec::new(),
             entry: zone::entry(app, name, dir, wall_ms(), siblings, state),
             slot: Some(slot),
-            segment: Vec::new(),
+            segment: None,
+            broken: false,
             next_init: None,
             init_id: None,
             doomed: Vec::new(),
@@ -179,40 +184,43 @@ impl LlWriter {
         if self.init_id.is_none() {
             return;
         }
-        let i = self.entry.state.open.parts.len();
-        let path = self.entry.dir.join(format!("{open_msn}.{i}.m4s"));
-        if let Err(e) = write_atomic(&path, &bytes) {
-            self.error(&path, &e);
+        if self.broken {
             return;
         }
-        self.segment.extend_from_slice(&bytes);
-        self.entry.state.add_part(LlPart { duration_ms, independent });
+        if self.segment.is_none() {
+            let path = self.entry.dir.join(format!("{open_msn}.m4s"));
+            match fs::File::create(&path) {
+                Ok(f) => self.segment = Some(f),
+                Err(e) => return self.error(&path, &e),
+            }
+        }
+        let Some(f) = self.segment.as_mut() else { return };
+        if let Err(e) = f.write_all(&bytes) {
+            // The file may now be shorter than the parts it should hold: the rest of this
+            // segment is dropped.
+            let path = self.entry.dir.join(format!("{open_msn}.m4s"));
+            self.error(&path, &e);
+            self.broken = true;
+            return;
+        }
+        self.entry.state.add_part(LlPart { duration_ms, independent, size: bytes.len() as u64 });
         self.publish();
     }
 
-    /// The open segment is complete: its file, the window, files that may go now.
+    /// The open segment is complete: its file is closed, segments that left the window go later.
     fn end_segment(&mut self) {
-        let state = &self.entry.state;
-        if state.open.parts.is_empty() {
+        self.segment = None;
+        self.broken = false;
+        if self.entry.state.open.parts.is_empty() {
             return;
         }
-        let msn = state.open.msn;
-        let parts = state.open.parts.len();
-        let path = self.entry.dir.join(format!("{msn}.m4s"));
-        if let Err(e) = write_atomic(&path, &self.segment) {
-            self.error(&path, &e);
-        }
-        self.segment.clear();
         let map = self.init_id.unwrap_or(0);
         let dropped = self.entry.state.end_segment(map, false, 0);
         let now = now_ms();
-        let part_at = now.saturating_add(self.part_keep_ms());
-        for i in 0..parts {
-            self.doomed.push((part_at, self.entry.dir.join(format!("{msn}.{i}.m4s"))));
-        }
-        let seg_at = now.saturating_add(self.window_ms);
+        // Players that read the previous playlist may still ask for them.
+        let at = now.saturating_add(self.window_ms);
         for d in dropped {
-            self.doomed.push((seg_at, self.entry.dir.join(format!("{d}.m4s"))));
+            self.doomed.push((at, self.entry.dir.join(format!("{d}.m4s"))));
         }
         self.doomed.retain(|(at, p)| {
             if *at > now {

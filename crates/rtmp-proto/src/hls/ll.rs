@@ -22,6 +22,10 @@ const MAX_PART_TARGET_MS: u64 = 60_000;
 pub struct LlPart {
     pub duration_ms: u64,
     pub independent: bool,
+    /// Its length in bytes: a segment's parts lie one after another in the segment (its file),
+    /// so a part is a byte range of it.
+    #[serde(default)]
+    pub size: u64,
 }
 
 /// One media segment: complete (in `LlState::segments`) or the one being made (`LlState::open`).
@@ -373,6 +377,16 @@ impl LlState {
     }
 
     /// The complete segment `msn` is listed.
+    /// Where part `part` of segment `msn` lies in that segment: (offset, length) in bytes, when it
+    /// exists.
+    pub fn part_range(&self, msn: u64, part: u32) -> Option<(u64, u64)> {
+        let seg = if msn == self.open.msn { Some(&self.open) } else { self.segments.iter().find(|s| s.msn == msn) }?;
+        let i = usize::try_from(part).ok()?;
+        let p = seg.parts.get(i)?;
+        let offset = seg.parts.get(..i)?.iter().fold(0u64, |a, q| a.saturating_add(q.size));
+        Some((offset, p.size))
+    }
+
     pub fn segment_exists(&self, msn: u64) -> bool {
         self.segment(msn).is_some()
     }

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 const P: &str = "live/";
 
 fn part(duration_ms: u64, independent: bool) -> LlPart {
-    LlPart { duration_ms, independent }
+    LlPart { duration_ms, independent, size: duration_ms * 10 }
 }
 
 /// Five 200 ms parts, the first independent.
@@ -601,4 +601,19 @@ proptest! {
             prop_assert_eq!(LlState::decode(&d.encode()), Some(d));
         }
     }
+}
+
+#[test]
+fn part_ranges_lie_one_after_another() {
+    let mut s = LlState::new(200, 1000, 10_000, 7);
+    s.add_part(part(200, true));
+    s.add_part(part(200, false));
+    s.end_segment(7, false, 0);
+    s.add_part(part(100, true));
+    assert_eq!(s.part_range(7, 0), Some((0, 2000)));
+    assert_eq!(s.part_range(7, 1), Some((2000, 2000)));
+    assert_eq!(s.part_range(7, 2), None);
+    assert_eq!(s.part_range(8, 0), Some((0, 1000)));
+    assert_eq!(s.part_range(8, 1), None);
+    assert_eq!(s.part_range(6, 0), None);
 }
