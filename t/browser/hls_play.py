@@ -9,9 +9,13 @@ start (--start-timeout, default 20 s), samples video.currentTime for --seconds, 
 then prints one JSON line on stdout:
 
     {"started", "start_time", "end_time", "advanced_s", "width", "height", "fatal_errors",
-     "nonfatal_error_count", "stalls", ...}
+     "nonfatal_error_count", "stalls", "low_latency_mode", "latency_s", "wall_latency_s", ...}
 
 stalls counts the samples (every 0.5 s) in which currentTime did not move after playback started.
+latency_s are the page's samples (every 0.5 s once playing) of hls.latency, wall_latency_s of
+Date.now() - hls.playingDate (the EXT-X-PROGRAM-DATE-TIME clock; empty without that tag); the page
+turns hls.js's lowLatencyMode on with ?ll=1 (low_latency_mode). firstFrags names the first loads
+(fragment or part, its start, hls.js's live sync position then): where playback began.
 Exit status 0 when the browser ran (whatever the playback did: the caller judges), 2 when the
 browser could not be started or driven. Uses Debian's chromium, chromium-driver and python3-selenium
 (hence /usr/bin/python3, not whatever python3 is first in PATH). Every wait is bounded, and the
@@ -57,8 +61,11 @@ def main():
         errors = st.get('errors') or []
         result['nonfatal_error_count'] = len(errors)
         result['nonfatal_errors'] = errors[-5:]
-        for k in ('engine', 'hlsVersion', 'levels', 'fragsLoaded', 'waiting', 'playError'):
+        for k in ('engine', 'hlsVersion', 'levels', 'fragsLoaded', 'firstFrags', 'waiting', 'playError'):
             result[k] = st.get(k)
+        result['low_latency_mode'] = bool(st.get('lowLatencyMode'))
+        result['latency_s'] = [round(x, 3) for x in (st.get('latency') or [])]
+        result['wall_latency_s'] = [round(x, 3) for x in (st.get('wallLatency') or [])]
         result['samples'] = thin(samples)
 
     return run('hls_play', args, result, play)
