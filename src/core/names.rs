@@ -17,10 +17,13 @@ pub fn file_name_refusal(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Writes `data` to `path` through a temporary file (`path` + ".tmp") and a rename, so readers
-/// (nginx serving players) see the old file or the new one, never a part.
+/// Writes `data` to `path` through a temporary file (`path` + ".<pid>.tmp": workers writing the
+/// same file, like a master playlist, never share one) and a rename, so readers (nginx serving
+/// players) see the old file or the new one, never a part.
 pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = tmp_name(path);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
 }

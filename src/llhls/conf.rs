@@ -1,7 +1,7 @@
 //! `hls_low_latency` and `hls_part` (application level, merged rtmp → server → application), and
 //! `rtmp_hls` (an http location that serves Low-Latency HLS).
 
-use crate::ngx::conf::{merge, Conf, Msec};
+use crate::ngx::conf::{merge, Conf, ConfValue, Directive, Msec};
 use crate::ngx::module::Merge;
 
 /// The part duration when `hls_part` is not set.
@@ -28,11 +28,24 @@ impl Merge for LlAppConf {
     fn merge(&mut self, prev: &Self, _cf: &Conf) -> Result<(), String> {
         merge(&mut self.low_latency, &prev.low_latency);
         merge(&mut self.part, &prev.part);
-        if let Some(Msec(ms)) = self.part {
-            if ms < MIN_PART_MS {
-                return Err(format!("\"hls_part\" must be at least {MIN_PART_MS}ms"));
-            }
+        Ok(())
+    }
+}
+
+/// `hls_part <time>`: checked where it is written.
+pub struct PartDirective;
+
+impl Directive<LlAppConf> for PartDirective {
+    fn set(cf: &Conf, conf: &mut LlAppConf) -> Result<(), String> {
+        if conf.part.is_some() {
+            return Err("\"hls_part\" directive is duplicate".into());
         }
+        let v = Msec::parse(&cf.args())
+            .map_err(|e| format!("{} in \"hls_part\" directive", e.to_string_lossy()))?;
+        if v.0 < MIN_PART_MS {
+            return Err(format!("\"hls_part\" must be at least {MIN_PART_MS}ms"));
+        }
+        conf.part = Some(v);
         Ok(())
     }
 }

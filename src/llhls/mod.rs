@@ -98,7 +98,7 @@ const RSA: u32 = RTMP_MAIN_CONF | RTMP_SRV_CONF | RTMP_APP_CONF;
 
 static mut LL_COMMANDS: [ngx_command_t; 3] = [
     slot!(LlAppConf, low_latency, c"hls_low_latency", RSA | nginx_sys::NGX_CONF_FLAG, RTMP_APP_CONF_OFFSET),
-    slot!(LlAppConf, part, c"hls_part", RSA | nginx_sys::NGX_CONF_TAKE1, RTMP_APP_CONF_OFFSET),
+    directive::<conf::PartDirective, LlAppConf>(c"hls_part", RSA | nginx_sys::NGX_CONF_TAKE1, RTMP_APP_CONF_OFFSET),
     ngx_command_t::empty(),
 ];
 

@@ -82,8 +82,11 @@ impl LlWriter {
                 }
             }
         }
+        // After the numbers of a previous publish of the name (in any worker), which players
+        // and caches may still hold.
+        let after = zone::find(app, name).map_or(0, |e| e.state.open.msn.saturating_add(1));
         let slot = zone::claim().ok_or("every Low-Latency HLS slot is in use (128 streams)")?;
-        let first = wall_ms() / set.fragment_ms.max(1);
+        let first = (wall_ms() / set.fragment_ms.max(1)).max(after);
         let state = LlState::new(set.part_ms, set.fragment_ms, set.window_ms, first);
         Ok(LlWriter {
             mux: LlMuxer::new(set.fragment_ms, set.max_fragment_ms, set.part_ms),
@@ -179,7 +182,8 @@ impl LlWriter {
                 open.map = open_msn;
                 self.init_id = Some(open_msn);
             }
-            self.entry.state.open.date_ms = wall_ms();
+            // A part goes out when the frame after it arrives: it began its duration ago.
+            self.entry.state.open.date_ms = wall_ms().saturating_sub(duration_ms);
         }
         if self.init_id.is_none() {
             return;
