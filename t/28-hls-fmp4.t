@@ -1,9 +1,11 @@
 # HLS with fMP4 segments (hls_fragment_type fmp4): muxed CMAF segments (.m4s, one moof+mdat per
 # track) with an init segment (EXT-X-MAP, ftyp+moov with a trak per track and mvex), VERSION 7.
-# Boxes are parsed here in Perl; ffprobe/ffmpeg read the playlists over nginx's HTTP; hls.js plays
+# Boxes are parsed in Perl (t/lib/Test/Nginx/Mp4.pm); ffprobe/ffmpeg read the playlists over nginx's HTTP; hls.js plays
 # one in headless Chromium (skipped without chromium, like t/13-hls-browser.t).
 use lib 't/lib';
 use Test::Nginx::Rtmp;
+# The fMP4 box readers: boxes, child, children, parse_init, parse_segment.
+use Test::Nginx::Mp4 qw(boxes child children parse_init parse_segment);
 
 # Playlist text and its parts: { text, target, seq, version, segs => [{dur, uri, discont, key, map}],
 # maps => [uri...], first_map_line, first_inf_line, first_key_line }.
@@ -33,92 +35,6 @@ sub wait_segments {
     my $p;
     wait_until(sub { -s $file && ($p = playlist($file)) && @{ $p->{segs} } >= $n }, $secs // 30, 0.2);
     return $p;
-}
-
-# ISO BMFF boxes of $d between $from and $to: [[type, offset, size], ...].
-sub boxes {
-    my ($d, $from, $to) = @_;
-    $from //= 0;
-    $to //= length $d;
-    my @b;
-    while ($from + 8 <= $to) {
-        my ($size, $type) = unpack('N a4', substr($d, $from, 8));
-        last if $size < 8 || $from + $size > $to;
-        push @b, [$type, $from, $size];
-        $from += $size;
-    }
-    return @b;
-}
-
-sub child { my ($d, $box, $type, $skip) = @_; my ($c) = grep { $_->[0] eq $type } boxes($d, $box->[1] + 8 + ($skip // 0), $box->[1] + $box->[2]); $c }
-sub children { my ($d, $box, $skip) = @_; boxes($d, $box->[1] + 8 + ($skip // 0), $box->[1] + $box->[2]) }
-
-# The init segment: { top => 'ftyp,moov', moov => 'mvhd,trak,trak,mvex', tracks => [{id, handler,
-# entry}], trex => [ids], next_track_id }.
-sub parse_init {
-    my ($d) = @_;
-    my @top = boxes($d);
-    my %r = (top => join(',', map { $_->[0] } @top), tracks => [], trex => []);
-    my ($moov) = grep { $_->[0] eq 'moov' } @top or return \%r;
-    my @mc = children($d, $moov);
-    $r{moov} = join(',', map { $_->[0] } @mc);
-    for my $b (@mc) {
-        if ($b->[0] eq 'mvhd') { $r{next_track_id} = unpack('N', substr($d, $b->[1] + $b->[2] - 4, 4)) }
-        elsif ($b->[0] eq 'trak') {
-            my $tkhd = child($d, $b, 'tkhd');
-            my $mdia = child($d, $b, 'mdia');
-            my $hdlr = child($d, $mdia, 'hdlr');
-            my $stsd = child($d, child($d, child($d, $mdia, 'minf'), 'stbl'), 'stsd');
-            my ($entry) = boxes($d, $stsd->[1] + 16, $stsd->[1] + $stsd->[2]);
-            push @{ $r{tracks} }, { id => unpack('N', substr($d, $tkhd->[1] + 20, 4)),
-                handler => substr($d, $hdlr->[1] + 16, 4), entry => $entry->[0],
-                config => join(',', map { $_->[0] } boxes($d, $entry->[1] + ($entry->[0] eq 'mp4a' ? 36 : 86), $entry->[1] + $entry->[2])) };
-        }
-        elsif ($b->[0] eq 'mvex') {
-            push @{ $r{trex} }, map { unpack('N', substr($d, $_->[1] + 12, 4)) } grep { $_->[0] eq 'trex' } children($d, $b);
-        }
-    }
-    return \%r;
-}
-
-# A segment's fragments: [{seq, track, tfdt, dur (sum of trun durations), count, first_flags,
-# offset_ok (trun data offset lands in the next mdat, sizes fill it)}], and the top-level types.
-sub parse_segment {
-    my ($d) = @_;
-    my @top = boxes($d);
-    my @f;
-    for my $i (0 .. $#top) {
-        next unless $top[$i][0] eq 'moof';
-        my $moof = $top[$i];
-        my $mdat = $top[$i + 1];
-        my $mfhd = child($d, $moof, 'mfhd');
-        my $traf = child($d, $moof, 'traf');
-        my %fr = (seq => unpack('N', substr($d, $mfhd->[1] + 12, 4)));
-        my $tfhd = child($d, $traf, 'tfhd');
-        $fr{track} = unpack('N', substr($d, $tfhd->[1] + 12, 4));
-        my $tfdt = child($d, $traf, 'tfdt');
-        my $v = unpack('C', substr($d, $tfdt->[1] + 8, 1));
-        $fr{tfdt} = $v ? unpack('Q>', substr($d, $tfdt->[1] + 12, 8)) : unpack('N', substr($d, $tfdt->[1] + 12, 4));
-        my $trun = child($d, $traf, 'trun');
-        my $flags = unpack('N', substr($d, $trun->[1] + 8, 4)) & 0xffffff;
-        my $at = $trun->[1] + 12;
-        my $count = unpack('N', substr($d, $at, 4)); $at += 4;
-        my $off = 0;
-        if ($flags & 1) { $off = unpack('l>', substr($d, $at, 4)); $at += 4 }
-        if ($flags & 4) { $fr{first_flags} = unpack('N', substr($d, $at, 4)); $at += 4 }
-        my ($dur, $size) = (0, 0);
-        for my $s (1 .. $count) {
-            if ($flags & 0x100) { $dur += unpack('N', substr($d, $at, 4)); $at += 4 }
-            if ($flags & 0x200) { $size += unpack('N', substr($d, $at, 4)); $at += 4 }
-            if ($flags & 0x400) { $fr{first_flags} //= unpack('N', substr($d, $at, 4)); $at += 4 }
-            if ($flags & 0x800) { $at += 4 }
-        }
-        @fr{qw(dur count)} = ($dur, $count);
-        $fr{offset_ok} = $mdat && $mdat->[0] eq 'mdat' && $moof->[1] + $off == $mdat->[1] + 8
-            && $size == $mdat->[2] - 8 ? 1 : 0;
-        push @f, \%fr;
-    }
-    return { top => join(',', map { $_->[0] } @top), frags => \@f };
 }
 
 # Checks every listed segment of a playlist in $dir: box layout, mfhd order, per-track tfdt
