@@ -10,9 +10,11 @@ use super::names::file_name_refusal;
 use super::session::Session;
 
 /// A feature's per-stream writer.
-pub trait StreamWriter: 'static {
+pub trait StreamWriter: Sized + 'static {
     fn audio(&mut self, timestamp: u32, body: &[u8]);
     fn video(&mut self, timestamp: u32, body: &[u8]);
+    /// The stream ended (or another publish on the session replaces it).
+    fn finish(self, s: &mut Session);
 }
 
 /// The session's writer of one feature, for the stream it publishes (a connection publishes one
@@ -49,10 +51,23 @@ pub fn feed<W: StreamWriter>(s: &mut Session, msg: &RawMessage) -> Step {
     Step::Continue
 }
 
-/// Takes the session's writer `W` out if it writes `stream_id` (any stream when None).
-pub fn take<W: StreamWriter>(s: &mut Session, stream_id: Option<u32>) -> Option<W> {
+/// Finishes the session's writer `W` if it writes `stream_id` (any stream when None).
+pub fn end<W: StreamWriter>(s: &mut Session, stream_id: Option<u32>) {
     if s.ext.get::<Writing<W>>().is_none_or(|w| stream_id.is_some_and(|id| id != w.stream_id)) {
-        return None;
+        return;
     }
-    s.ext.remove::<Writing<W>>().map(|w| w.writer)
+    if let Some(w) = s.ext.remove::<Writing<W>>() {
+        w.writer.finish(s);
+    }
+}
+
+/// The `close_stream` hook: the stream's writer `W` finishes.
+pub fn close_stream<W: StreamWriter>(s: &mut Session, stream_id: u32) -> Step {
+    end::<W>(s, Some(stream_id));
+    Step::Continue
+}
+
+/// The `disconnect` hook: the session's writer `W` finishes.
+pub fn disconnect<W: StreamWriter>(s: &mut Session) {
+    end::<W>(s, None);
 }

@@ -38,7 +38,7 @@ pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
 /// After live accepted the publish.
 pub fn published(s: &mut Session, req: &PublishReq) -> Step {
     let Some(conf) = app_conf(s) else { return Step::Continue };
-    finish(s, None);
+    output::end::<DashCtx>(s, None);
     match DashWriter::start(conf, &req.name, s.log) {
         Ok(writer) => {
             let main = s.srv_ctx.main::<DashModule>();
@@ -59,24 +59,12 @@ impl StreamWriter for DashCtx {
     fn video(&mut self, timestamp: u32, body: &[u8]) {
         self.writer.video(timestamp, body)
     }
-}
-
-pub fn close_stream(s: &mut Session, stream_id: u32) -> Step {
-    finish(s, Some(stream_id));
-    Step::Continue
-}
-
-pub fn disconnect(s: &mut Session) {
-    finish(s, None);
-}
-
-/// Finishes the writer (of `stream_id`, or whichever there is).
-fn finish(s: &mut Session, stream_id: Option<u32>) {
-    let Some(mut ctx) = output::take::<DashCtx>(s, stream_id) else { return };
-    ctx.writer.finish();
-    if ctx.cleanup {
-        let main = s.srv_ctx.main::<DashModule>();
-        main.schedule(ctx.writer.mpd_path(), ctx.generation, ctx.writer.files(), ctx.keep_ms);
+    fn finish(mut self, s: &mut Session) {
+        self.writer.finish();
+        if self.cleanup {
+            let main = s.srv_ctx.main::<DashModule>();
+            main.schedule(self.writer.mpd_path(), self.generation, self.writer.files(), self.keep_ms);
+        }
     }
 }
 

@@ -58,8 +58,8 @@ impl RtmpModule for DashModule {
         h.publish.push(handlers::publish);
         h.published.push(handlers::published);
         h.media.push(crate::core::output::feed::<handlers::DashCtx>);
-        h.close_stream.push(handlers::close_stream);
-        h.disconnect.push(handlers::disconnect);
+        h.close_stream.push(crate::core::output::close_stream::<handlers::DashCtx>);
+        h.disconnect.push(crate::core::output::disconnect::<handlers::DashCtx>);
         Ok(())
     }
 }

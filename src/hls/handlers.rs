@@ -20,6 +20,14 @@ impl StreamWriter for HlsWriter {
     fn video(&mut self, timestamp: u32, body: &[u8]) {
         HlsWriter::video(self, timestamp, body)
     }
+    fn finish(mut self, s: &mut Session) {
+        HlsWriter::finish(&mut self);
+        let main = s.srv_ctx.main::<HlsModule>();
+        let mut owners = main.owners.borrow_mut();
+        if owners.get(&self.layout.playlist).is_some_and(|o| Rc::ptr_eq(o, &self.owner)) {
+            owners.remove(&self.layout.playlist);
+        }
+    }
 }
 
 fn app_conf(s: &Session) -> Option<&'static HlsAppConf> {
@@ -37,7 +45,7 @@ pub fn publish(s: &mut Session, req: &PublishReq) -> Step {
 /// After live accepted the publish.
 pub fn published(s: &mut Session, req: &PublishReq) -> Step {
     let Some(conf) = app_conf(s) else { return Step::Continue };
-    finish(s, None);
+    output::end::<HlsWriter>(s, None);
     let main = s.srv_ctx.main::<HlsModule>();
     let owner = Rc::new(Cell::new(true));
     match HlsWriter::start(conf, main, &req.name, s.log, owner.clone()) {
@@ -52,24 +60,4 @@ pub fn published(s: &mut Session, req: &PublishReq) -> Step {
         Err(e) => log_error!(s.log, "hls: \"{}\": {}; no HLS for this stream", req.name, e),
     }
     Step::Continue
-}
-
-pub fn close_stream(s: &mut Session, stream_id: u32) -> Step {
-    finish(s, Some(stream_id));
-    Step::Continue
-}
-
-pub fn disconnect(s: &mut Session) {
-    finish(s, None);
-}
-
-/// Finishes the writer (of `stream_id`, or whichever there is).
-fn finish(s: &mut Session, stream_id: Option<u32>) {
-    let Some(mut writer) = output::take::<HlsWriter>(s, stream_id) else { return };
-    writer.finish();
-    let main = s.srv_ctx.main::<HlsModule>();
-    let mut owners = main.owners.borrow_mut();
-    if owners.get(&writer.layout.playlist).is_some_and(|o| Rc::ptr_eq(o, &writer.owner)) {
-        owners.remove(&writer.layout.playlist);
-    }
 }

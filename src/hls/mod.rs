@@ -50,8 +50,8 @@ impl RtmpModule for HlsModule {
         h.publish.push(handlers::publish);
         h.published.push(handlers::published);
         h.media.push(crate::core::output::feed::<writer::HlsWriter>);
-        h.close_stream.push(handlers::close_stream);
-        h.disconnect.push(handlers::disconnect);
+        h.close_stream.push(crate::core::output::close_stream::<writer::HlsWriter>);
+        h.disconnect.push(crate::core::output::disconnect::<writer::HlsWriter>);
         Ok(())
     }
 }

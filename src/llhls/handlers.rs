@@ -30,7 +30,7 @@ fn siblings(hls: &HlsAppConf, name: &str) -> Vec<String> {
 
 pub fn published(s: &mut Session, req: &PublishReq) -> Step {
     let Some((hls, ll)) = confs(s) else { return Step::Continue };
-    finish(s, None);
+    output::end::<LlWriter>(s, None);
     let set = Settings {
         part_ms: ll.part_ms(),
         fragment_ms: hls.fragment_ms(),
@@ -57,19 +57,7 @@ impl StreamWriter for LlWriter {
     fn video(&mut self, timestamp: u32, body: &[u8]) {
         LlWriter::video(self, timestamp, body)
     }
-}
-
-pub fn close_stream(s: &mut Session, stream_id: u32) -> Step {
-    finish(s, Some(stream_id));
-    Step::Continue
-}
-
-pub fn disconnect(s: &mut Session) {
-    finish(s, None);
-}
-
-fn finish(s: &mut Session, stream_id: Option<u32>) {
-    if let Some(mut writer) = output::take::<LlWriter>(s, stream_id) {
-        writer.finish();
+    fn finish(mut self, _s: &mut Session) {
+        LlWriter::finish(&mut self);
     }
 }

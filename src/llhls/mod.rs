@@ -79,8 +79,8 @@ impl RtmpModule for LlModule {
         let h = hooks_mut(cf);
         h.published.push(handlers::published);
         h.media.push(crate::core::output::feed::<writer::LlWriter>);
-        h.close_stream.push(handlers::close_stream);
-        h.disconnect.push(handlers::disconnect);
+        h.close_stream.push(crate::core::output::close_stream::<writer::LlWriter>);
+        h.disconnect.push(crate::core::output::disconnect::<writer::LlWriter>);
         Ok(())
     }
 }
