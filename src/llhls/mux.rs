@@ -10,6 +10,9 @@ use rtmp_proto::cmaf::{CmafConf, CmafEvent, CmafPackager, TrackKind};
 
 use crate::hls::{append_renumbered, merge_inits};
 
+/// Chunks of the following track held for the next part, at most (about 10 s of 200 ms parts).
+const MAX_WAITING: usize = 50;
+
 const V: usize = 0;
 const A: usize = 1;
 
@@ -42,6 +45,7 @@ pub struct LlMuxer {
     /// Chunks of the following track since the last part.
     other: Vec<(u64, bytes::Bytes)>,
     sequence: u32,
+    dropped_said: bool,
 }
 
 impl LlMuxer {
@@ -56,6 +60,7 @@ impl LlMuxer {
             at_segment_start: true,
             other: Vec::new(),
             sequence: 0,
+            dropped_said: false,
         }
     }
 
@@ -99,6 +104,15 @@ impl LlMuxer {
                 CmafEvent::Chunk(c) => {
                     let t = idx(c.track);
                     if t != self.lead() {
+                        // Without video chunks to go with (a video header and no frames), the
+                        // oldest audio goes: memory stays bounded.
+                        if self.other.len() >= MAX_WAITING {
+                            self.other.remove(0);
+                            if !self.dropped_said {
+                                self.dropped_said = true;
+                                out.push(LlOut::Notice("ll-hls: audio without video to go with is dropped".into()));
+                            }
+                        }
                         self.other.push((c.start_ms, c.bytes));
                         continue;
                     }
@@ -232,6 +246,25 @@ mod tests {
             assert!(s.iter().all(|p| p.2.iter().filter(|t| **t == 1).count() == 1), "{s:?}");
             assert!(s.iter().filter(|p| p.2.contains(&2)).count() >= 3, "{s:?}");
         }
+    }
+
+    /// Video that stops (a camera switched off) while audio goes on: the audio waiting for video
+    /// parts stays bounded.
+    #[test]
+    fn audio_waiting_for_video_is_bounded() {
+        let mut m = LlMuxer::new(1000, 10_000, 200);
+        let mut out = Vec::new();
+        m.video(0, &flv_video(true, true, AVCC), &mut out);
+        m.audio(0, &[0xaf, 0, 0x12, 0x10], &mut out);
+        let nal = [0, 0, 0, 2, 0x65, 0x88];
+        for i in 0..50u32 {
+            m.video(i * 40, &flv_video(i % 25 == 0, false, &nal), &mut out);
+        }
+        for i in 0..20_000u32 {
+            m.audio(i * 23, &[0xaf, 1, 0x21, 0x10, 0x04], &mut out);
+        }
+        assert!(m.other.len() <= MAX_WAITING);
+        assert_eq!(out.iter().filter(|o| matches!(o, LlOut::Notice(_))).count(), 1);
     }
 
     #[test]
