@@ -105,16 +105,12 @@ enum Answer {
 }
 
 fn serve_or_hold(r: Request, app: String, name: String, ask: Ask) -> ngx_int_t {
-    if let Answer::Done(rc) = attempt(r, &app, &name, &ask, false) {
+    let started = now_ms();
+    if let Answer::Done(rc) = attempt(r, &app, &name, &ask, started) {
         return rc;
     }
-    let started = now_ms();
-    // The deadline comes from the stream's target duration, read again at every look.
     let timer = Timer::new(move || {
-        let late = zone::find(&app, &name).is_none_or(|e| {
-            now_ms().saturating_sub(started) >= e.state.target_duration_s().saturating_mul(3000)
-        });
-        match attempt(r, &app, &name, &ask, late) {
+        match attempt(r, &app, &name, &ask, started) {
             Answer::Done(rc) => {
                 r.finalize(rc);
                 Again::Stop
@@ -130,9 +126,11 @@ fn serve_or_hold(r: Request, app: String, name: String, ask: Ask) -> ngx_int_t {
     NGX_DONE
 }
 
-/// Answers now if it can (or must: `late`), else says wait.
-fn attempt(r: Request, app: &str, name: &str, ask: &Ask, late: bool) -> Answer {
+/// Answers now if it can (or must: held since `started` for three target durations of the
+/// stream, read again at every look), else says wait.
+fn attempt(r: Request, app: &str, name: &str, ask: &Ask, started: u64) -> Answer {
     let Some(e) = zone::find(app, name) else { return Answer::Done(r.status(404)) };
+    let late = now_ms().saturating_sub(started) >= e.state.target_duration_s().saturating_mul(3000);
     match ask {
         Ask::Playlist { msn, part, skip } => {
             if e.state.last().is_none() && !e.state.ended {
