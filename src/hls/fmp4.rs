@@ -27,17 +27,10 @@ use rtmp_proto::hls::playlist::{self, Restored};
 use rtmp_proto::mpegts::es::{self, VideoConfig, VideoPacket};
 use rtmp_proto::mpegts::MediaInfo;
 
-const V: usize = 0;
-const A: usize = 1;
+const V: usize = TrackKind::Video.index();
+const A: usize = TrackKind::Audio.index();
 /// Segments waiting for a lagging track, at most: then the oldest goes out without it.
 const MAX_PENDING: usize = 8;
-
-fn idx(t: TrackKind) -> usize {
-    match t {
-        TrackKind::Video => V,
-        TrackKind::Audio => A,
-    }
-}
 
 /// A complete muxed segment.
 #[derive(Debug)]
@@ -172,10 +165,10 @@ impl Muxer {
         for e in ev.drain(..) {
             match e {
                 CmafEvent::Init { track, bytes, .. } => {
-                    self.latest_init[idx(track)] = Some(bytes.to_vec());
+                    self.latest_init[track.index()] = Some(bytes.to_vec());
                 }
                 CmafEvent::Chunk(c) => {
-                    let t = idx(c.track);
+                    let t = c.track.index();
                     if self.done.is_some_and(|d| c.segment <= d) {
                         if !self.late_said {
                             self.late_said = true;
@@ -197,7 +190,7 @@ impl Muxer {
                 }
                 CmafEvent::SegmentEnd(s) => {
                     if let Some(p) = self.pending.get_mut(&s.number) {
-                        let t = idx(s.track);
+                        let t = s.track.index();
                         p.ended[t] = Some(s);
                     }
                 }
@@ -251,12 +244,12 @@ impl Muxer {
         let (start_ms, duration_ms) = match &p.ended[lead] {
             Some(s) => (s.start_ms, s.duration_ms),
             None => {
-                let mine = p.chunks.iter().filter(|c| idx(c.track) == lead);
+                let mine = p.chunks.iter().filter(|c| c.track.index() == lead);
                 let start = mine.clone().map(|c| c.start_ms).min().unwrap_or(0);
                 (start, mine.map(|c| c.duration_ms).sum())
             }
         };
-        p.chunks.sort_by_key(|c| (c.start_ms, idx(c.track)));
+        p.chunks.sort_by_key(|c| (c.start_ms, c.track.index()));
         let size: usize = p.chunks.iter().map(|c| c.bytes.len()).sum();
         let mut bytes = Vec::with_capacity(size);
         for c in &p.chunks {

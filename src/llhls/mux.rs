@@ -13,15 +13,8 @@ use crate::hls::{append_renumbered, merge_inits};
 /// Chunks of the following track held for the next part, at most (about 10 s of 200 ms parts).
 const MAX_WAITING: usize = 50;
 
-const V: usize = 0;
-const A: usize = 1;
-
-fn idx(t: TrackKind) -> usize {
-    match t {
-        TrackKind::Video => V,
-        TrackKind::Audio => A,
-    }
-}
+const V: usize = TrackKind::Video.index();
+const A: usize = TrackKind::Audio.index();
 
 #[derive(Debug)]
 pub enum LlOut {
@@ -97,12 +90,12 @@ impl LlMuxer {
     fn handle(&mut self, ev: &mut Vec<CmafEvent>, out: &mut Vec<LlOut>) {
         for e in ev.drain(..) {
             match e {
-                CmafEvent::Init { track, bytes, .. } => self.latest_init[idx(track)] = Some(bytes.to_vec()),
+                CmafEvent::Init { track, bytes, .. } => self.latest_init[track.index()] = Some(bytes.to_vec()),
                 CmafEvent::Unsupported { track, reason } => {
                     out.push(LlOut::Notice(format!("ll-hls: {track:?}: {reason}")));
                 }
                 CmafEvent::Chunk(c) => {
-                    let t = idx(c.track);
+                    let t = c.track.index();
                     if t != self.lead() {
                         // Without video chunks to go with (a video header and no frames), the
                         // oldest audio goes: memory stays bounded.
@@ -136,7 +129,7 @@ impl LlMuxer {
                     out.push(LlOut::Part { bytes, duration_ms: c.duration_ms, independent: c.independent });
                 }
                 CmafEvent::SegmentEnd(s) => {
-                    if idx(s.track) == self.lead() && !self.at_segment_start {
+                    if s.track.index() == self.lead() && !self.at_segment_start {
                         self.at_segment_start = true;
                         out.push(LlOut::SegmentEnd);
                     }

@@ -108,6 +108,16 @@ pub enum TrackKind {
     Audio,
 }
 
+impl TrackKind {
+    /// 0 for video, 1 for audio: an index into per-track arrays.
+    pub const fn index(self) -> usize {
+        match self {
+            TrackKind::Video => 0,
+            TrackKind::Audio => 1,
+        }
+    }
+}
+
 /// One `moof` + `mdat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
