@@ -3,6 +3,7 @@
 # back). FFmpeg publishes; FFmpeg and our client's bench play.
 use lib 't/lib';
 use Test::Nginx::Rtmp;
+use Test::Nginx::RtmpOrigin qw(rtmp_origin origin_connections);
 use JSON::PP ();
 
 sub count_lines { scalar log_lines(shift) }
@@ -63,6 +64,30 @@ sub dns_server {
         }
         $sock->send(pack('n n n n n n', $id, $flags, 1, scalar(@answers), 0, 0) . $question . join('', @answers));
     }
+}
+
+# A raw player of $app/$name on our nginx (it starts a pull): its socket once play is sent.
+sub raw_player {
+    my ($app, $name) = @_;
+    my $s = rtmp_raw_connect($ENV{TEST_NGINX_RTMP_PORT}, $app) or die "connect: $@";
+    my $id = rtmp_create_stream($s) // die 'no createStream result';
+    send_bytes($s, rtmp_chunk(8, 20, $id, amf_cmd('play', 3, amf_null(), amf_str($name)))) or die 'send failed';
+    return $s;
+}
+
+# What the Perl origin got from each relay, by the name the relay played:
+# { name => { connect => props, play => record, buflen => SetBufferLength record, msgs => [all] } }.
+sub origin_pulls {
+    my $origin = shift;
+    my %by;
+    for my $msgs (values %{ origin_connections($origin) }) {
+        my ($play) = grep { ($_->{cmd} // '') eq 'play' } @$msgs;
+        next unless $play;
+        my ($connect) = grep { ($_->{cmd} // '') eq 'connect' } @$msgs;
+        my ($buflen) = grep { ($_->{type} // 0) == 4 && $_->{event} == 3 } @$msgs;
+        $by{ $play->{args}[1] } = { connect => $connect->{args}[0], play => $play, buflen => $buflen, msgs => $msgs };
+    }
+    return \%by;
 }
 
 run_tests();
@@ -308,3 +333,107 @@ server {
 }
 --- must_die: "static" is for "pull" only
 --- must_die_line: 5
+
+
+
+=== TEST 8: a pull as its origin sees it: URL options in connect and play; SetBufferLength of relay_buffer after play
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    relay_buffer 3s;
+    application opts {
+        live on;
+        pull rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/urlapp/urlname name=a app=remoteapp playPath=remote/path?k=v tcUrl=rtmp://tc.example/x pageUrl=http://page.example/p swfUrl=http://swf.example/p.swf flashVer=TEST/2.0 live=1;
+        pull rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/origin/fixed name=b START=1000 stop=5000;
+        pull rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/urlapp/urlname name=d app=otherapp;
+        pull rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2 name=c;
+    }
+}
+--- run
+# createStream answers 7: play and SetBufferLength must name that stream.
+my $origin = rtmp_origin(port => $TEST_NGINX_RTMP_PORT2, log => "$TEST_NGINX_PREFIX/origin.jsonl", stream_id => 7);
+# A name no pull is for: its play is done (Play.Start of an idle stream) before the others begin.
+my $z = raw_player('opts', 'z');
+ok(read_until($z, qr/NetStream\.Play\.Start/, 5), 'a player of a name no pull= matches plays (idle)');
+my @players = map { raw_player('opts', $_) } qw(a b c d);
+my $p;
+ok(wait_until(sub { $p = origin_pulls($origin); 4 == grep { $_->{buflen} } values %$p }, 10),
+    'four pulls reach the origin, each through play and SetBufferLength') or diag(explain($p));
+is_deeply([sort keys %$p], ['c', 'fixed', 'remote/path?k=v', 'urlname'], 'one per name= (none for "z"), playing these names');
+is(scalar(keys %{ origin_connections($origin) }), 4, 'and no other connection');
+my ($pa, $pb, $pc, $pd) = @$p{'remote/path?k=v', 'fixed', 'c', 'urlname'};
+my $up = "127.0.0.1:$TEST_NGINX_RTMP_PORT2";
+
+# a: every string option, and live=1.
+is($pa->{connect}{app}, 'remoteapp', 'app= is the connect app');
+is($pa->{connect}{tcUrl}, 'rtmp://tc.example/x', 'tcUrl=');
+is($pa->{connect}{pageUrl}, 'http://page.example/p', 'pageUrl=');
+is($pa->{connect}{swfUrl}, 'http://swf.example/p.swf', 'swfUrl=');
+is($pa->{connect}{flashVer}, 'TEST/2.0', 'flashVer=');
+is($pa->{play}{args}[1], 'remote/path?k=v', 'playPath= is the played name, query string included');
+is_deeply([@{ $pa->{play}{args} }[2, 3]], [-1000, -1000], 'live=1: play start -1000, duration -1000 (live only)');
+is($pa->{play}{msid}, 7, 'play on the stream createStream gave');
+
+# b: the URL's app and play path, start=/stop= (option names are case-insensitive).
+is($pb->{connect}{app}, 'origin', "b: the URL's app");
+is($pb->{connect}{tcUrl}, "rtmp://$up/origin", 'b: default tcUrl = rtmp:// + host:port as written + / + app');
+is($pb->{connect}{flashVer}, 'LNX.11,1,102,55', "b: the C module's default flashVer");
+is($pb->{connect}{pageUrl}, '', 'b: pageUrl sent empty by default');
+is($pb->{connect}{swfUrl}, '', 'b: swfUrl sent empty by default');
+is_deeply([@{ $pb->{play}{args} }[2, 3]], [1000, 4000], 'start=1000 stop=5000: play start 1000, duration 4000');
+
+# d: app= replaces the URL's app (also in the default tcUrl), the URL's play path stays.
+is($pd->{connect}{app}, 'otherapp', 'd: app= over the URL\'s app');
+is($pd->{connect}{tcUrl}, "rtmp://$up/otherapp", 'd: the default tcUrl has the app= app');
+
+# c: a URL without a path: the local app and the local name; play's defaults.
+is($pc->{connect}{app}, 'opts', 'c: no app in the URL: the local app');
+# (The C module's default tcUrl would end in "/" here: it leaves out an app taken from the local one.)
+is($pc->{connect}{tcUrl}, "rtmp://$up/opts", 'c: the default tcUrl names that app');
+is_deeply([@{ $pc->{play}{args} }[2, 3]], [-2000, -1000], 'c: play start -2000 (live or recorded), duration -1000');
+
+for my $name (sort keys %$p) {
+    my $r = $p->{$name};
+    is_deeply([$r->{buflen}{stream_id}, $r->{buflen}{buffer_ms}], [7, 3000],
+        "\"$name\": SetBufferLength names the played stream, with relay_buffer 3s = 3000 ms");
+    cmp_ok($r->{buflen}{seq}, '>', $r->{play}{seq}, "\"$name\": after play");
+    my @first = map { $_->{type} == 1 ? "chunk_size $_->{chunk_size}" : ($_->{cmd} // "type $_->{type}") } @{ $r->{msgs} }[1, 2];
+    is_deeply(\@first, ['chunk_size 4096', 'connect'], "\"$name\": Set Chunk Size (the server's chunk_size), then connect");
+}
+ok(wait_log(qr/relay: pull "a" from \S+: NetStream\.Play\.Start/), 'the relay took the origin\'s Play.Start');
+close $_ for $z, @players;
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: the defaults as the origin sees them: relay_buffer 5s; a static pull sends SetBufferLength too
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application edge {
+        live on;
+        pull_reconnect 200ms;
+        pull rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/origin;
+    }
+    application st {
+        live on;
+        pull_reconnect 200ms;
+        pull rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/origin/src name=mirror static;
+    }
+}
+--- run
+my $origin = rtmp_origin(port => $TEST_NGINX_RTMP_PORT2, log => "$TEST_NGINX_PREFIX/origin.jsonl");
+my $player = raw_player('edge', 'cam');
+my $p;
+ok(wait_until(sub { $p = origin_pulls($origin); $p->{cam} && $p->{cam}{buflen} && $p->{src} && $p->{src}{buflen} }, 10),
+    'the pull and the static pull play at the origin') or diag(explain($p));
+for my $name (qw(cam src)) {
+    is_deeply([$p->{$name}{buflen}{stream_id}, $p->{$name}{buflen}{buffer_ms}], [1, 5000],
+        "\"$name\": SetBufferLength on stream 1 with the default relay_buffer, 5000 ms");
+    is_deeply([@{ $p->{$name}{play}{args} }[2, 3]], [-2000, -1000], "\"$name\": play -2000, -1000");
+    is($p->{$name}{connect}{tcUrl}, "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/origin", "\"$name\": default tcUrl");
+}
+close $player;
+--- no_error_log
+[error]

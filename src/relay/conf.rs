@@ -27,6 +27,8 @@ pub struct Target {
     /// Host as written, without IPv6 brackets.
     pub host: String,
     pub port: u16,
+    /// `host[:port]` as written in the URL (the default tcUrl's, as the C module's).
+    pub authority: String,
     /// The remote application; `None`: the local one.
     pub app: Option<String>,
     /// The remote stream name (`?args` included); `None`: the local one.
@@ -55,15 +57,6 @@ impl Target {
         self.name.as_deref().is_none_or(|n| n == name)
     }
 
-    /// `host:port`, brackets restored around IPv6 literals.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-
     /// The remote application for a local one.
     pub fn remote_app<'a>(&'a self, local_app: &'a str) -> &'a str {
         self.app.as_deref().unwrap_or(local_app)
@@ -74,26 +67,26 @@ impl Target {
         self.play_path.as_deref().unwrap_or(local)
     }
 
-    /// The tcUrl sent in `connect`.
+    /// The tcUrl sent in `connect`: by default the URL's `host[:port]` as written and the remote
+    /// app (the C module leaves the app out when it is the local one; we name it).
     pub fn tc_url_for(&self, local_app: &str) -> String {
         let scheme = match self.scheme {
             Scheme::Rtmp => "rtmp",
             Scheme::Rtmps => "rtmps",
         };
-        self.tc_url.clone().unwrap_or_else(|| format!("{scheme}://{}/{}", self.authority(), self.remote_app(local_app)))
+        self.tc_url.clone().unwrap_or_else(|| format!("{scheme}://{}/{}", self.authority, self.remote_app(local_app)))
     }
 
-    /// `play`'s start and duration: live → (-1000, -1000); `start=`/`stop=` otherwise.
-    pub fn play_range(&self) -> Option<(f64, f64)> {
+    /// `play`'s start and duration, in ms as on the wire (the C module's): live → (-1000, -1000);
+    /// otherwise `start=` (unset or 0: -2000, live or recorded) and `stop=` − start (unset or 0:
+    /// -1000, to the end).
+    pub fn play_range(&self) -> (f64, f64) {
         if self.live {
-            return Some((-1000.0, -1000.0));
+            return (-1000.0, -1000.0);
         }
-        if self.start.is_none() && self.stop.is_none() {
-            return None;
-        }
-        let start = self.start.unwrap_or(-2000.0);
-        let duration = self.stop.map_or(-1000.0, |stop| stop - start.max(0.0));
-        Some((start, duration))
+        let start = self.start.filter(|s| *s != 0.0);
+        let duration = self.stop.filter(|s| *s != 0.0).map_or(-1000.0, |stop| stop - start.unwrap_or(0.0).max(0.0));
+        (start.unwrap_or(-2000.0), duration)
     }
 
     /// Parses `URL [key=value ...]` (the arguments of `push` / `pull`).
@@ -157,6 +150,7 @@ fn parse_url(url: &str) -> Result<Target, String> {
         scheme,
         host: host.to_string(),
         port,
+        authority: authority.to_string(),
         app: some(app),
         play_path: some(play_path),
         name: None,
@@ -300,12 +294,14 @@ mod tests {
         let t = parse("rtmp://a.rtmp.youtube.com/live2/KEY").unwrap();
         assert_eq!((t.host.as_str(), t.port, t.app.as_deref(), t.play_path.as_deref()), ("a.rtmp.youtube.com", 1935, Some("live2"), Some("KEY")));
         assert_eq!(t.remote_name("local"), "KEY");
-        assert_eq!(t.tc_url_for("live"), "rtmp://a.rtmp.youtube.com:1935/live2");
+        assert_eq!(t.tc_url_for("live"), "rtmp://a.rtmp.youtube.com/live2");
         let t = parse("127.0.0.1:1940/record/").unwrap();
         assert_eq!((t.port, t.app.as_deref(), t.remote_name("cam")), (1940, Some("record"), "cam"));
         let t = parse("RTMP://[::1]:1941").unwrap();
         assert_eq!((t.host.as_str(), t.port, t.remote_app("live")), ("::1", 1941, "live"));
         assert_eq!(t.tc_url_for("live"), "rtmp://[::1]:1941/live");
+        // The default tcUrl has the host and port as written.
+        assert_eq!(parse("rtmps://Host.example/app/k").unwrap().tc_url_for("l"), "rtmps://Host.example/app");
         let t = parse("rtmps://live-api-s.facebook.com:443/rtmp/KEY").unwrap();
         assert_eq!((t.scheme, t.port), (Scheme::Rtmps, 443));
         assert_eq!(parse("rtmps://h/a/b").unwrap().port, 443);
@@ -324,11 +320,15 @@ mod tests {
         assert_eq!((t.remote_app("l"), t.remote_name("l")), ("other", "remote"));
         assert_eq!((t.tc_url_for("l").as_str(), t.page_url.as_str(), t.swf_url.as_str(), t.flash_ver.as_str()), ("rtmp://x/y", "p", "s", "f"));
         assert!(t.live && t.is_static);
-        assert_eq!(t.play_range(), Some((-1000.0, -1000.0)));
+        assert_eq!(t.play_range(), (-1000.0, -1000.0));
         assert!(t.matches("cam") && !t.matches("other"));
         let t = parse("rtmp://h/app start=1000 stop=5000").unwrap();
-        assert_eq!(t.play_range(), Some((1000.0, 4000.0)));
-        assert_eq!(parse("rtmp://h/app").unwrap().play_range(), None);
+        assert_eq!(t.play_range(), (1000.0, 4000.0));
+        // Unset (or 0, as in the C module): live or recorded, to the end.
+        assert_eq!(parse("rtmp://h/app").unwrap().play_range(), (-2000.0, -1000.0));
+        assert_eq!(parse("rtmp://h/app live=0 start=0 stop=0").unwrap().play_range(), (-2000.0, -1000.0));
+        assert_eq!(parse("rtmp://h/app stop=5000").unwrap().play_range(), (-2000.0, 5000.0));
+        assert_eq!(parse("rtmp://h/app start=3000").unwrap().play_range(), (3000.0, -1000.0));
         assert!(parse("rtmp://h/app bogus=1").unwrap_err().contains("unsupported parameter"));
         assert!(parse("rtmp://h/app start=x").is_err());
         assert!(!parse("rtmps://h/app ssl_verify=off").unwrap().ssl_verify);

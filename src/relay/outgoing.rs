@@ -223,15 +223,14 @@ pub fn open(spec: &Spec, attempt: usize, owner: Owner, log: Log) -> Result<Rc<Pe
                 app: t.remote_app(&spec.app).to_string(),
                 name: t.remote_name(&spec.local).to_string(),
             };
-            let mut extra = vec![("flashVer".to_string(), Amf0Value::string(&t.flash_ver))];
-            if !t.page_url.is_empty() {
-                extra.push(("pageUrl".into(), Amf0Value::string(&t.page_url)));
-            }
-            if !t.swf_url.is_empty() {
-                extra.push(("swfUrl".into(), Amf0Value::string(&t.swf_url)));
-            }
+            // pageUrl and swfUrl go out even empty, as the C module sends them.
+            let extra = vec![
+                ("flashVer".to_string(), Amf0Value::string(&t.flash_ver)),
+                ("pageUrl".into(), Amf0Value::string(&t.page_url)),
+                ("swfUrl".into(), Amf0Value::string(&t.swf_url)),
+            ];
             let tc = t.tc_url_for(&spec.app);
-            (PeerAddr::Inet(addr), url, extra, t.flash_ver.clone(), tc, false, t.play_range())
+            (PeerAddr::Inet(addr), url, extra, t.flash_ver.clone(), tc, false, Some(t.play_range()))
         }
         Source::Worker => {
             let e = spec.entry().ok_or("this server is not in the running configuration")?;
