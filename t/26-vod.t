@@ -2,9 +2,10 @@
 # of this file that reads every message): all frames, onMetaData with a duration, start and seek to
 # the keyframe at or before, pause/resume, the C module's statuses, HEVC as Enhanced RTMP to players
 # that announced it, hostile files, names that try to leave the play directories, and the fall
-# through to live of a real config (`play /dir;` beside `live on`); `play http://...` entries served
-# by an http{} block of the same nginx or a server of the test (played while they download, entries
-# in order, failures, play_local_path).
+# through to live of a real config (`play /dir;` beside `live on`), subdirectories (FFmpeg's
+# app/instance URLs and names with slashes, symlinks, escapes refused); `play http://...` entries
+# served by an http{} block of the same nginx or a server of the test (played while they download,
+# entries in order, failures, play_local_path).
 use lib 't/lib';
 use Test::Nginx::Rtmp;
 use File::Copy ();
@@ -821,5 +822,121 @@ is(join(',', grep { !/^\./ } readdir $dh), '', 'nothing kept in play_local_path'
 opendir($dh, "$TEST_NGINX_PREFIX/vodtmp");
 is(join(',', grep { !/^\./ } readdir $dh), '', 'no temporary file left');
 ok(log_lines(qr/answered 200, length unknown/), 'the log says the length was unknown');
+--- no_error_log
+[error]
+
+
+
+
+=== TEST 18: subdirectories: FFmpeg plays FLV and MP4 below a play directory (rtmp://host/vod/sub/dir/test.flv is app "vod/sub" and name "dir/test", mp4:sub/dir/test.mp4 a name with slashes), rtmpdump and a raw player name sub/dir/test, symlinks are followed, on_play (GET) and access rules see the name; escapes are refused with a status and nothing else breaks; live play of a name with '/' waits like any unpublished name, publish refuses it, HTTP-FLV answers 404
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    notify_method get;
+    application vod {
+        play vod1 vod2;
+        allow play 127.0.0.1;
+        deny play all;
+        on_play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/on_play;
+    }
+    application live {
+        live on;
+    }
+}
+--- http_config
+server {
+    listen $TEST_NGINX_HTTP_PORT;
+    location /on_play { return 200; }
+    location /flv { flv_live on; }
+}
+--- timeout: 150
+--- run
+my $dir = make_files('vod2/sub/dir');
+File::Path::make_path("$TEST_NGINX_PREFIX/vod1/sub/dir", "$TEST_NGINX_PREFIX/outside", "$TEST_NGINX_PREFIX/vod2/.hidden");
+File::Copy::copy(media(), "$TEST_NGINX_PREFIX/outside/test.flv") or die "copy: $!";
+File::Copy::copy(media(), "$TEST_NGINX_PREFIX/vod2/.hidden/test.flv") or die "copy: $!";
+File::Copy::copy(media(), "$TEST_NGINX_PREFIX/secret.flv") or die "copy: $!";
+symlink("$TEST_NGINX_PREFIX/outside", "$TEST_NGINX_PREFIX/vod2/linked") or die "symlink: $!";
+symlink("../../../secret.flv", "$dir/link.flv") or die "symlink: $!";
+my ($fv, $fa) = file_frames("$dir/test.flv");
+my ($mv, $ma) = file_frames("$dir/test.mp4");
+my $pid = worker_pid();
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/vod";
+my %jobs;
+for my $path ('sub/dir/test.flv', 'mp4:sub/dir/test.mp4', 'sub/dir/test.mp4', 'sub/dir/late.mp4', 'linked/test',
+              'sub/dir/link.flv') {
+    $jobs{$path} = in_background(sub { count_frames("$base/$path", 15) });
+}
+for my $path (sort keys %jobs) {
+    my ($v, $a, $err) = result_of($jobs{$path}, 40);
+    my ($wv, $wa) = $path =~ /mp4/ ? ($mv, $ma) : ($fv, $fa);
+    cmp_ok($v, '>=', $wv - 2, "$path: $v of the file's $wv video frames");
+    cmp_ok($v, '<=', $wv, "$path: no video frame twice");
+    cmp_ok($a, '>=', $wa - 3, "$path: $a of the file's $wa audio frames");
+    unlike($err, qr/error|invalid/i, "$path: FFmpeg decoded without errors") or diag($err);
+}
+my @from = log_lines(qr/rtmp: play: "[^"]+" from /);
+for (['dir/test', 'vod2/sub/dir/test.flv'], ['mp4:sub/dir/test.mp4', 'vod2/sub/dir/test.mp4'],
+     ['mp4:dir/test.mp4', 'vod2/sub/dir/test.mp4'], ['mp4:dir/late.mp4', 'vod2/sub/dir/late.mp4'],
+     ['test', 'vod2/linked/test.flv'], ['dir/link', 'vod2/sub/dir/link.flv']) {
+    my ($name, $file) = @$_;
+    ok((grep { m{play: "\Q$name\E" from "\Q$TEST_NGINX_PREFIX/$file\E"} } @from), "\"$name\" played from $file")
+        or diag(join "\n", @from);
+}
+like(join("\n", log_lines(qr/connect app="vod"/)), qr{tcurl="rtmp://[^"]+/vod/sub"}, 'FFmpeg connected to app "vod/sub": the application is "vod"');
+
+# A name with slashes, as Flash players and rtmpdump -y send it.
+my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+raw_play($r, 'sub/dir/test');
+my $end = wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 20);
+ok($end, 'raw player of "sub/dir/test": Play.Stop at the end');
+my $video = grep { $_->[0] == 9 && ord(substr($_->[2], 1, 1)) == 1 } flv_tags("$dir/test.flv");
+is(scalar(grep { is_frame($_) } @{ $r->{msgs} }), $video, "every video frame ($video)");
+my $out = "$TEST_NGINX_PREFIX/dump.flv";
+my ($code, undef, $err) = Test::Nginx::Rtmp::run_cmd(
+    ['rtmpdump', '-q', '-r', "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/vod", '-y', 'mp4:sub/dir/test.mp4', '--timeout', '5',
+     '-o', $out], timeout => 30);
+my $frames = grep { $_->[0] == 9 && ord(substr($_->[2], 1, 1)) == 1 } flv_tags($out);
+cmp_ok($frames, '>=', $mv - 2, "rtmpdump -y mp4:sub/dir/test.mp4: $frames of $mv video frames (exit $code)") or diag($err);
+my $access = Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/logs/access.log");
+like($access, qr{GET /on_play\?[^ ]*name=sub%2Fdir%2Ftest[& ]}, 'on_play got the name with its slashes');
+
+# Escapes: refused with StreamNotFound and closed, no media; by the core (empty, "." or ".."
+# segments, a leading '/', '\') or by the play module (segments starting with a dot, mp4:/...).
+for my $case (['vod', 'sub/../../secret'], ['vod', 'sub/../../etc/passwd'], ['vod', '/etc/passwd'],
+              ['vod', 'sub//dir/test'], ['vod', 'sub/dir/'], ['vod', '.hidden/test'], ['vod', 'sub/.dir/test'],
+              ['vod', 'mp4:/etc/passwd'], ['vod', 'mp4:sub/../../x'], ['vod', "sub\\dir\\test"],
+              ['vod/.hidden', 'test'], ['vod/..', 'secret'], ['vod/sub/..', '../secret']) {
+    my ($app, $name) = @$case;
+    my $r = raw_player($TEST_NGINX_RTMP_PORT, $app) or BAIL_OUT("raw player: $@");
+    raw_play($r, $name);
+    my $m = wait_msg($r, sub { level_of($_[0]) eq 'error' }, 5);
+    is($m && status_of($m), 'NetStream.Play.StreamNotFound', "app \"$app\", \"$name\": StreamNotFound");
+    ok(is_closed($r->{sock}, 5), "app \"$app\", \"$name\": closed");
+    ok(!grep({ $_->{type} == 9 } @{ $r->{msgs} }), "app \"$app\", \"$name\": no media");
+}
+ok(log_lines(qr/play "\.hidden\/test": a segment of the name starts with a dot/), 'the hidden segment is logged as such');
+ok(log_lines(qr/play: bad stream id or name/), 'the core refused the climbing names');
+my ($v) = count_frames("$base/sub/dir/test.flv", 15);
+cmp_ok($v, '>=', $fv - 2, "a good play after the refusals ($v frames)");
+is(worker_pid(), $pid, 'the same worker throughout');
+
+# Live: a play of a name with '/' is an unpublished name (HTTP-FLV: 404 at once, as for any name
+# nobody publishes or waits for; RTMP: Play.Start and a wait); nobody can publish one.
+for my $name ('nobody', 'sub/x') {
+    my (undef, $hout) = Test::Nginx::Rtmp::run_cmd(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5',
+        "http://127.0.0.1:$TEST_NGINX_HTTP_PORT/flv?app=live&stream=$name"], timeout => 10);
+    is($hout, '404', "HTTP-FLV of \"$name\": 404 (nobody publishes it)");
+}
+my $lr = raw_player($TEST_NGINX_RTMP_PORT, 'live') or BAIL_OUT("raw player: $@");
+raw_play($lr, 'sub/x');
+ok(wait_msg($lr, sub { status_of($_[0]) eq 'NetStream.Play.Start' }, 5), 'live play of "sub/x": Play.Start, waiting like any unpublished name');
+ok(wait_playing('sub/x'), 'live took it');
+my $p = raw_player($TEST_NGINX_RTMP_PORT, 'live') or BAIL_OUT("raw player: $@");
+raw_cmd($p, 'publish', amf_str('sub/x'), amf_str('live'));
+my $bad = wait_msg($p, sub { level_of($_[0]) eq 'error' }, 5);
+is($bad && status_of($bad), 'NetStream.Publish.BadName', 'publish "sub/x": BadName');
+ok(is_closed($p->{sock}, 5), 'and that publisher is closed');
+ok(!is_closed($lr->{sock}, 1), 'the waiting player is still there');
 --- no_error_log
 [error]

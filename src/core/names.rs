@@ -1,5 +1,24 @@
-//! Which stream names may become file names (HLS, DASH): the core already refuses '/', '\\',
-//! NUL, "." and ".." for every stream; writers of files refuse a little more.
+//! Which stream names the core takes, and which may become file names (HLS, DASH): the core
+//! refuses '\\', NUL, "." and ".." for every stream and '/' in published names; writers of
+//! files refuse a little more.
+
+/// Longest stream name the core takes.
+const MAX_STREAM_NAME: usize = 512;
+
+/// Whether the core takes `name` (without its `?args`) for a publish, or for a play when `play`.
+/// Published names become keys and file names (record, HLS, DASH): no separator at all. A play
+/// may name a file in a subdirectory of a VOD directory (`sub/a.flv`, `mp4:sub/a.mp4`): '/'
+/// between segments, none of them empty, "." or "..", so no module ever sees a name that climbs
+/// or starts at the root; the play module refuses more for files (`play::names`).
+pub fn stream_name_ok(name: &str, play: bool) -> bool {
+    if name.is_empty() || name.len() > MAX_STREAM_NAME || name.contains(['\\', '\0']) {
+        return false;
+    }
+    if !play && name.contains('/') {
+        return false;
+    }
+    name.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
 
 /// Longest stream name written to disk (file names stay under NAME_MAX with suffixes).
 const MAX_NAME: usize = 200;
@@ -37,7 +56,27 @@ pub fn tmp_name(path: &std::path::Path) -> std::path::PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::file_name_refusal;
+    use super::{file_name_refusal, stream_name_ok};
+
+    #[test]
+    fn stream_names() {
+        for ok in ["cam1", "a b", ".x", "..x", "mp4:a.mp4"] {
+            assert!(stream_name_ok(ok, false), "{ok:?}");
+            assert!(stream_name_ok(ok, true), "{ok:?}");
+        }
+        for play_only in ["sub/a", "mp4:sub/a.mp4", "a/b/c.flv", "mp4:/x", ".hidden/x"] {
+            assert!(!stream_name_ok(play_only, false), "{play_only:?}");
+            assert!(stream_name_ok(play_only, true), "{play_only:?}");
+        }
+        let long = "x".repeat(513);
+        for bad in [
+            "", ".", "..", "/etc/passwd", "sub//x", "sub/", "sub/../../etc/passwd", "../x", "a/./b",
+            "a\\b", "a\0b", long.as_str(),
+        ] {
+            assert!(!stream_name_ok(bad, false), "{bad:?}");
+            assert!(!stream_name_ok(bad, true), "{bad:?}");
+        }
+    }
 
     #[test]
     fn names() {

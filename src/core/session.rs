@@ -21,6 +21,7 @@ use crate::{log_debug, log_info};
 use super::conf::{CoreAppConf, CoreSrvConf};
 use super::ext::Ext;
 use super::hooks::{PlayReq, PublishReq, Resume, Step, Waiter};
+use super::names;
 use super::peer::{Flush, Peer};
 use super::{hooks, internal_hooks, CoreModule};
 
@@ -74,6 +75,10 @@ pub struct Session {
     pub internal: bool,
     pub peer: Rc<Peer>,
     pub info: ConnectInfo,
+    /// What connect's `app` had after the application, between slashes (`vod/sub/dir` →
+    /// `sub/dir`; Wowza's `_definst_` dropped). FFmpeg sends `rtmp://host/vod/sub/a.flv` as app
+    /// `vod/sub` and name `a`: the play module looks for files under it; everyone else ignores it.
+    pub app_instance: String,
     /// Message stream ids handed out by createStream.
     pub streams: Vec<u32>,
     next_stream: u32,
@@ -230,6 +235,7 @@ impl Session {
             internal: false,
             peer,
             info: ConnectInfo::default(),
+            app_instance: String::new(),
             streams: Vec::new(),
             next_stream: 1,
             ext: Ext::default(),
@@ -611,7 +617,7 @@ impl Session {
             Command::Publish { tid, name, kind } => {
                 let (n, a) = command::split_name_args(&name);
                 let req = PublishReq { stream_id, tid, name: n.to_string(), args: a.to_string(), kind, relay: None };
-                if !self.check_stream(stream_id) || !self.check_name(&req.name) {
+                if !self.check_stream(stream_id) || !names::stream_name_ok(&req.name, false) {
                     self.send_status(stream_id, "error", "NetStream.Publish.BadName", "Invalid stream name");
                     return self.close("publish: bad stream id or name");
                 }
@@ -683,7 +689,7 @@ impl Session {
     }
 
     fn play(&mut self, req: PlayReq) {
-        if !self.check_stream(req.stream_id) || !self.check_name(&req.name) {
+        if !self.check_stream(req.stream_id) || !names::stream_name_ok(&req.name, true) {
             self.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", "Invalid stream name");
             return self.close("play: bad stream id or name");
         }
@@ -739,7 +745,8 @@ impl Session {
         match answer {
             Resume::Continue => {}
             Resume::Rename(name) => {
-                if !self.check_name(&name) {
+                // A connect is renamed to an application: no '/' in it either.
+                if !names::stream_name_ok(&name, matches!(req, Request::Play(_))) {
                     return self.refuse(req, &format!("redirected to a bad stream name \"{name}\""));
                 }
                 match &mut req {
@@ -759,7 +766,7 @@ impl Session {
             Resume::Close(reason) => return self.refuse(req, &reason),
             Resume::Relay { url, name } => {
                 if let Some(n) = &name {
-                    if !self.check_name(n) {
+                    if !names::stream_name_ok(n, matches!(req, Request::Play(_))) {
                         return self.refuse(req, &format!("redirected to a bad stream name \"{n}\""));
                     }
                 }
@@ -860,11 +867,6 @@ impl Session {
         self.streams.contains(&stream_id)
     }
 
-    /// Names become keys, and later file names (record, HLS): no separators, NUL or dot-dot.
-    fn check_name(&self, name: &str) -> bool {
-        !name.is_empty() && name.len() <= 512 && !name.contains(['/', '\\', '\0']) && name != ".." && name != "."
-    }
-
     fn on_connect(&mut self, tid: f64, props: Vec<(String, Amf0Value)>, _args: Vec<Amf0Value>) {
         if self.connected {
             return self.close("connect sent twice");
@@ -873,8 +875,13 @@ impl Session {
         let text = |k: &str| get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let raw_app = text("app");
         let (app, args) = command::split_name_args(&raw_app);
-        // "app/instance" (FMLE) keeps only the application part, as nginx-rtmp-module does.
-        let app = app.trim_end_matches('/').split('/').next().unwrap_or_default().to_string();
+        // "app/instance" keeps only the application part (nginx-rtmp-module refuses it, unless
+        // the instance is "_definst_"); the instance is kept aside for VOD.
+        let app = app.trim_end_matches('/');
+        let (app, instance) = app.split_once('/').unwrap_or((app, ""));
+        let instance = instance.trim_matches('/');
+        self.app_instance = if instance == "_definst_" { String::new() } else { instance.to_string() };
+        let app = app.to_string();
         self.info = ConnectInfo {
             app: app.clone(),
             args: args.to_string(),

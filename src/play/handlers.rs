@@ -132,7 +132,7 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
         return Step::Continue;
     };
     stop(s, req.stream_id);
-    let rel = match file_name(&req.name) {
+    let rel = match file_name(&s.app_instance, &req.name) {
         Ok(r) => r,
         Err(why) => {
             s.send_status(
@@ -141,7 +141,11 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
                 "NetStream.Play.StreamNotFound",
                 "Invalid stream name",
             );
-            return Step::Close(format!("play \"{}\": {} (\"play\")", req.name, why));
+            let name = match s.app_instance.as_str() {
+                "" => req.name.clone(),
+                i => format!("{i}/{}", req.name),
+            };
+            return Step::Close(format!("play \"{name}\": {why} (\"play\")"));
         }
     };
     let start = if req.start.is_finite() && req.start > 0.0 {
