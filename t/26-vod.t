@@ -5,7 +5,7 @@
 # through to live of a real config (`play /dir;` beside `live on`), subdirectories (FFmpeg's
 # app/instance URLs and names with slashes, symlinks, escapes refused); `play http://...` entries
 # served by an http{} block of the same nginx or a server of the test (played while they download,
-# entries in order, failures, play_local_path).
+# entries in order, failures, play_local_path, one download shared by its players).
 use lib 't/lib';
 use Test::Nginx::Rtmp;
 use File::Copy ();
@@ -673,7 +673,7 @@ like($m ? $m->{data} : '', qr/answered 500/, 'saying what went wrong');
 
 
 
-=== TEST 15: a server that closes mid-body, or stalls (netcall_timeout): the player gets Play.Failed, nothing is kept in play_local_path, no temporary file is left; the worker goes on serving
+=== TEST 15: a server that closes mid-body, or stalls (netcall_timeout): the player gets Play.Failed (both players that share the download that closes), nothing is kept in play_local_path, no temporary file is left, a failed download is not joined; the worker goes on serving
 --- config
 server {
     listen $TEST_NGINX_RTMP_PORT;
@@ -690,8 +690,8 @@ File::Path::make_path("$TEST_NGINX_PREFIX/vodtmp", "$TEST_NGINX_PREFIX/vodkeep",
 chmod 0777, "$TEST_NGINX_PREFIX/vodtmp", "$TEST_NGINX_PREFIX/vodkeep";
 my $dir = make_files('remote');
 my $body = Test::Nginx::Rtmp::slurp("$dir/test.flv");
-# A server announcing the whole file: it sends half and closes (first connection), or sends half
-# and stalls (second one).
+# A server announcing the whole file: it sends half and closes once a second player joined the
+# download (first connection), or sends half and stalls (second one).
 my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $TEST_NGINX_RTMP_PORT2,
                                    Listen => 5, ReuseAddr => 1) or BAIL_OUT("listen: $!");
 my $srv = in_background(sub {
@@ -700,20 +700,28 @@ my $srv = in_background(sub {
         my $req = '';
         sysread($c, $req, 4096, length $req) while $req !~ /\r\n\r\n/;
         print $c "HTTP/1.0 200 OK\r\nContent-Length: " . length($body) . "\r\n\r\n" . substr($body, 0, length($body) / 2);
-        if ($mode eq 'close') { close $c } else { sleep 8; close $c }
+        if ($mode eq 'close') { wait_log(qr/joins the download of /, 1, 10); close $c } else { sleep 8; close $c }
     }
     return 1;
 });
 close $listen;
 for my $mode ('close', 'stall') {
-    my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
-    raw_play($r, 'test');
-    ok(wait_msg($r, \&is_frame, 5), "$mode: the first half plays");
-    my $m = wait_msg($r, sub { level_of($_[0]) eq 'error' }, 15);
-    is($m && status_of($m), 'NetStream.Play.Failed', "$mode: then Play.Failed");
-    like($m ? $m->{data} : '', $mode eq 'close' ? qr/closed after \d+ of \d+ bytes/ : qr/no data for 2000 ms/, "$mode: saying why");
-    ok(wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 5), "$mode: and Play.Stop");
+    my @players;
+    for my $i (1 .. ($mode eq 'close' ? 2 : 1)) {
+        my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+        raw_play($r, 'test');
+        ok(wait_msg($r, \&is_frame, 5), "$mode, player $i: the first half plays");
+        push @players, $r;
+    }
+    for my $i (1 .. @players) {
+        my $r = $players[$i - 1];
+        my $m = wait_msg($r, sub { level_of($_[0]) eq 'error' }, 15);
+        is($m && status_of($m), 'NetStream.Play.Failed', "$mode, player $i: then Play.Failed");
+        like($m ? $m->{data} : '', $mode eq 'close' ? qr/closed after \d+ of \d+ bytes/ : qr/no data for 2000 ms/, "$mode, player $i: saying why");
+        ok(wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 5), "$mode, player $i: and Play.Stop");
+    }
 }
+is(scalar(log_lines(qr/joins the download of /)), 1, 'the second player joined the first download; the one after the failure fetched anew');
 stop($srv->{pid});
 opendir(my $dh, "$TEST_NGINX_PREFIX/vodkeep");
 is(join(',', grep { !/^\./ } readdir $dh), '', 'nothing kept in play_local_path');
@@ -827,7 +835,6 @@ ok(log_lines(qr/answered 200, length unknown/), 'the log says the length was unk
 
 
 
-
 === TEST 18: subdirectories: FFmpeg plays FLV and MP4 below a play directory (rtmp://host/vod/sub/dir/test.flv is app "vod/sub" and name "dir/test", mp4:sub/dir/test.mp4 a name with slashes), rtmpdump and a raw player name sub/dir/test, symlinks are followed, on_play (GET) and access rules see the name; escapes are refused with a status and nothing else breaks; live play of a name with '/' waits like any unpublished name, publish refuses it, HTTP-FLV answers 404
 --- config
 server {
@@ -938,5 +945,63 @@ my $bad = wait_msg($p, sub { level_of($_[0]) eq 'error' }, 5);
 is($bad && status_of($bad), 'NetStream.Publish.BadName', 'publish "sub/x": BadName');
 ok(is_closed($p->{sock}, 5), 'and that publisher is closed');
 ok(!is_closed($lr->{sock}, 1), 'the waiting player is still there');
+--- no_error_log
+[error]
+
+
+
+=== TEST 19: players of one remote file share its download: a raw player starts it (sub/test, from a subdirectory of the entry), three FFmpeg players join while it runs (rate-limited), the first one leaves, the three decode every frame; the origin served the file once
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play http://127.0.0.1:$TEST_NGINX_HTTP_PORT/files;
+        play_temp_path vodtmp;
+    }
+}
+--- http_config
+server {
+    listen $TEST_NGINX_HTTP_PORT;
+    log_not_found off;
+    location /files/ { alias $TEST_NGINX_PREFIX/remote/; limit_rate 32k; }
+}
+--- timeout: 90
+--- run
+File::Path::make_path("$TEST_NGINX_PREFIX/vodtmp");
+chmod 0777, "$TEST_NGINX_PREFIX/vodtmp";
+my $dir = make_files('remote/sub');
+my $size = -s "$dir/test.flv";
+my ($fv, $fa) = file_frames("$dir/test.flv");
+my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+raw_play($r, 'sub/test');
+ok(wait_log(qr{rtmp: play: http://127\.0\.0\.1:\d+/files/sub/test\.flv answered 200, $size bytes}, 1, 10),
+   'the first player started the download of sub/test.flv');
+ok(wait_msg($r, \&is_frame, 5), 'and plays while it downloads');
+my $base = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/vod";
+# rtmp://host/vod/sub/test.flv is app "vod/sub", name "test": the same file.
+my @jobs = map { in_background(sub { count_frames("$base/sub/test.flv", 15) }) } 1 .. 3;
+ok(wait_log(qr/rtmp: play: "test" joins the download of /, 3, 15), 'the three FFmpeg players joined it');
+my @joins = log_lines(qr/joins the download of /);
+for my $j (@joins) {
+    my ($got, $total) = $j =~ /\((\d+) of (\d+) bytes so far\)/ ? ($1, $2) : (-1, -1);
+    ok($got >= 0 && $got < $total, "joined while it ran ($got of $total bytes)") or diag($j);
+}
+unlike(Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/logs/access.log"), qr/test\.flv/,
+       'the download had not finished when they joined (nothing in the access log yet)');
+close $r->{sock};
+ok(wait_log(qr/rtmp: closing: client closed the connection/, 1, 5), 'the player that started it left');
+for my $i (0 .. 2) {
+    my ($v, $a, $err) = result_of($jobs[$i], 40);
+    cmp_ok($v, '>=', $fv - 2, "player $i: $v of the file's $fv video frames");
+    cmp_ok($v, '<=', $fv, "player $i: no video frame twice");
+    cmp_ok($a, '>=', $fa - 3, "player $i: $a of the file's $fa audio frames");
+    unlike($err, qr/error|invalid/i, "player $i: FFmpeg decoded without errors") or diag($err);
+}
+ok(wait_until(sub { Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/logs/access.log") =~ /test\.flv/ }, 10), 'the download ended');
+my $access = Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/logs/access.log");
+is(scalar(() = $access =~ /GET \/files\/sub\/test\.flv/g), 1, 'the origin served sub/test.flv once');
+like($access, qr{"GET /files/sub/test\.flv\?addr=127\.0\.0\.1 HTTP/1\.0" 200 $size }, 'whole, to the player that started it');
+is(scalar(log_lines(qr/rtmp: play: http:\S+: downloaded $size bytes/)), 1, 'one download logged');
+ok(wait_until(sub { opendir(my $dh, "$TEST_NGINX_PREFIX/vodtmp"); !grep { !/^\./ } readdir $dh }, 10), 'no temporary file left');
 --- no_error_log
 [error]

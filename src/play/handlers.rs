@@ -1,8 +1,9 @@
 //! The play module's hooks: a play whose name is a file in a `play` directory is answered from
 //! the file, paced at real time plus a lead, by a timer per play; seek, pause and closeStream act
 //! on it. A name found in no directory is fetched from the `http://` entries when there are some
-//! (`play_local_path` first, where complete downloads are kept), played while it downloads;
-//! otherwise it goes on to the next module (live), or is refused.
+//! (`play_local_path` first, where complete downloads are kept), played while it downloads
+//! (players of one file share its download); otherwise it goes on to the next module (live), or
+//! is refused.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -10,7 +11,6 @@ use std::rc::{Rc, Weak};
 use bytes::{Bytes, BytesMut};
 use rtmp_proto::amf0::{self, Amf0Value};
 use rtmp_proto::command;
-use rtmp_proto::http::form_encode;
 use rtmp_proto::message::{csid, msg_type, Control, UserControl};
 use rtmp_proto::vod::{Source, TagKind, VodError, VodFile, VodTag};
 use rtmp_proto::RawMessage;
@@ -25,7 +25,7 @@ use crate::{log_debug, log_info};
 
 use super::conf::{Entry, PlayAppConf};
 use super::names::file_name;
-use super::remote::{Failure, FetchSpec, RemoteSource};
+use super::remote::{Failure, FetchSpec, Opened, RemoteSource};
 use super::source::FileSource;
 use super::PlayModule;
 
@@ -212,23 +212,27 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
             let timeout_ms = s
                 .app_ctx
                 .map_or(10_000, |ctx| crate::netcall::limits(ctx).0);
-            let mut query = form_encode(&[("addr", &s.peer.address())]);
-            if !req.args.is_empty() {
-                query.push('&');
-                query.push_str(&rtmp_proto::http::percent_encode(&req.args, b"=&%+"));
-            }
             let spec = FetchSpec {
                 entries: remotes,
                 rel,
-                query,
+                addr: s.peer.address(),
+                args: req.args.clone(),
                 temp_dir: conf.temp_path().to_string(),
                 local_dir: conf.local_path().map(str::to_string),
                 timeout_ms,
             };
-            Player::Opening(Opening {
-                params,
-                src: RemoteSource::start(spec, s.log),
-            })
+            let (src, how) = RemoteSource::open(spec);
+            if let Opened::Joined { written, total } = how {
+                log_info!(
+                    s.log,
+                    "rtmp: play: \"{}\" joins the download of {} ({} of {} bytes so far)",
+                    req.name,
+                    src.url(),
+                    written,
+                    total.map_or_else(|| "unknown".to_string(), |t| t.to_string())
+                );
+            }
+            Player::Opening(Opening { params, src })
         }
         None => {
             let why = "Video on demand stream not found".to_string();

@@ -15,9 +15,17 @@
 //!   to `play_local_path/<file>`, where later plays find it first. Nothing else is kept: the
 //!   temporary file is unlinked at once when there is no `play_local_path`, and otherwise when
 //!   the download fails or its play ends first.
-//! - Every play downloads for itself (players of one remote file do not share a download).
+//! - Players of one file in one worker share its download: a play that asks for a file this
+//!   worker is downloading (or has downloaded and still holds) reads the same temporary file,
+//!   from its own position. The download goes on as long as any of its players holds it (one
+//!   leaving cancels nothing); a download that failed fails all of them and is never joined
+//!   again (the next play fetches anew). Shared only between plays of the same name from the
+//!   same entries, kept the same way, with the same play arguments: the origin may answer per
+//!   argument (a token), so a player never gets what was fetched with another one's arguments.
+//!   The request carries the first player's `addr=`.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::net::SocketAddr;
@@ -25,7 +33,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::rc::{Rc, Weak};
 
 use bytes::Bytes;
-use rtmp_proto::http::percent_encode;
+use rtmp_proto::http::{form_encode, percent_encode};
 use rtmp_proto::vod::{Source, SourceError};
 
 use crate::ngx::http_head::{parse_response_head, Head};
@@ -54,11 +62,50 @@ pub struct FetchSpec {
     pub entries: Vec<Remote>,
     /// The file name under each entry (`a.flv`, `dir/b.mp4`).
     pub rel: String,
-    /// The query string sent (`addr=<client>` and the play's arguments).
-    pub query: String,
+    /// The player's address (`addr=` of the query).
+    pub addr: String,
+    /// The play's arguments (after `addr=` in the query).
+    pub args: String,
     pub temp_dir: String,
     pub local_dir: Option<String>,
     pub timeout_ms: u64,
+}
+
+impl FetchSpec {
+    fn key(&self) -> Key {
+        Key {
+            urls: self.entries.iter().map(|e| e.text.clone()).collect(),
+            rel: self.rel.clone(),
+            args: self.args.clone(),
+            temp_dir: self.temp_dir.clone(),
+            local_dir: self.local_dir.clone(),
+        }
+    }
+
+    /// `addr=<client>` and the play's arguments.
+    fn query(&self) -> String {
+        let mut q = form_encode(&[("addr", &self.addr)]);
+        if !self.args.is_empty() {
+            q.push('&');
+            q.push_str(&percent_encode(&self.args, b"=&%+"));
+        }
+        q
+    }
+}
+
+/// What makes two plays share a download.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    urls: Vec<String>,
+    rel: String,
+    args: String,
+    temp_dir: String,
+    local_dir: Option<String>,
+}
+
+thread_local! {
+    /// This worker's downloads by what they fetch, while any player holds them.
+    static DOWNLOADS: RefCell<HashMap<Key, Weak<RefCell<Download>>>> = RefCell::new(HashMap::new());
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +120,8 @@ enum Phase {
 
 struct Download {
     spec: FetchSpec,
+    key: Key,
+    /// The cycle's log: a download outlives the player that started it.
     log: Log,
     /// Index of the entry being tried, and of its next address.
     entry: usize,
@@ -100,17 +149,58 @@ struct Download {
 }
 
 /// The file of a remote entry as the VOD reader's source, downloading while it is read.
-/// Dropping it ends the download (the connection closes, the temporary file goes).
+/// Dropping the last one of a download ends it (the connection closes, the temporary file goes).
 pub struct RemoteSource {
     dl: Rc<RefCell<Download>>,
 }
 
+/// How a play got its `RemoteSource`.
+pub enum Opened {
+    /// This play started the download.
+    Started,
+    /// It joined this worker's download of the file, which had `written` bytes of `total`.
+    Joined { written: u64, total: Option<u64> },
+}
+
 impl RemoteSource {
+    /// The file of `spec`: this worker's download of it if one is running or done (not failed),
+    /// or a new one from the first entry.
+    pub fn open(spec: FetchSpec) -> (RemoteSource, Opened) {
+        let key = spec.key();
+        let running = DOWNLOADS
+            .try_with(|d| {
+                let mut d = d.try_borrow_mut().ok()?;
+                d.retain(|_, w| w.strong_count() > 0);
+                d.get(&key)?.upgrade()
+            })
+            .ok()
+            .flatten();
+        if let Some(dl) = running {
+            let joined = dl.try_borrow().ok().and_then(|d| {
+                (d.phase != Phase::Failed).then_some(Opened::Joined {
+                    written: d.written,
+                    total: d.total,
+                })
+            });
+            if let Some(how) = joined {
+                return (RemoteSource { dl }, how);
+            }
+        }
+        let dl = Self::start(spec, key.clone());
+        let _ = DOWNLOADS.try_with(|d| {
+            if let Ok(mut d) = d.try_borrow_mut() {
+                d.insert(key, Rc::downgrade(&dl.dl));
+            }
+        });
+        (dl, Opened::Started)
+    }
+
     /// Starts fetching `spec.rel` from the first entry.
-    pub fn start(spec: FetchSpec, log: Log) -> RemoteSource {
+    fn start(spec: FetchSpec, key: Key) -> RemoteSource {
         let dl = Rc::new(RefCell::new(Download {
             spec,
-            log,
+            key,
+            log: Log::cycle(),
             entry: 0,
             next_addr: 0,
             addr: None,
@@ -248,9 +338,10 @@ impl Download {
         let mut target = e.prefix.clone();
         target.push('/');
         target.push_str(&percent_encode(&self.spec.rel, b"/"));
-        if !self.spec.query.is_empty() {
+        let query = self.spec.query();
+        if !query.is_empty() {
             target.push('?');
-            target.push_str(&self.spec.query);
+            target.push_str(&query);
         }
         self.request = format!(
             "GET {target} HTTP/1.0\r\nHost: {}\r\nUser-Agent: nginx-rtmp-rs\r\nConnection: close\r\n\r\n",
@@ -672,6 +763,14 @@ impl Download {
 impl Drop for Download {
     fn drop(&mut self) {
         self.remove_temp();
+        // Its entry goes with it (unless a new download of the file took the place).
+        let _ = DOWNLOADS.try_with(|d| {
+            if let Ok(mut d) = d.try_borrow_mut() {
+                if d.get(&self.key).is_some_and(|w| w.strong_count() == 0) {
+                    d.remove(&self.key);
+                }
+            }
+        });
     }
 }
 
