@@ -604,3 +604,93 @@ is(main::control('/control/drop/client?app=live'), '200 3', 'drop client of the 
 is(main::wait_exit(5, $pub2, @movers), 0, 'all of them disconnect');
 ok(wait_until(sub { my ($g) = main::stat_page(); main::xpath($g, 'count(//client)') eq '0' }, 2.5, 0.1),
    'stat: no clients left');
+
+
+
+=== TEST 5: reload: the publisher and player an old worker keeps until they leave are on the new workers' stat pages (XML and JSON) exactly once, the control API reaches them, and they go when they disconnect
+--- workers: 2
+--- reloads
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT reuseport;
+    application live { live on; }
+}
+--- http_config
+server {
+    listen 127.0.0.1:$TEST_NGINX_HTTP_PORT;
+    location /stat { rtmp_stat all; }
+    location /stat.json { rtmp_stat all; rtmp_stat_format json; }
+    location /control { rtmp_control all; }
+}
+--- timeout: 120
+--- run
+my $rtmp = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live";
+my $master = master_pid();
+my @old = Test::Nginx::Rtmp::worker_pids($master);
+is(scalar @old, 2, 'two workers before the reload');
+my $pub = publish("$rtmp/kept", loop => 1, timeout => 100);
+ok(wait_log(qr/rtmp: live: publish "kept" \(live\), client: 127/), 'FFmpeg publishes') or diag(publisher_log($pub));
+my $player = main::cli_player("$rtmp/kept");
+ok(wait_log(qr/rtmp: live: play "kept", client: 127/), 'our client plays');
+my ($holder) = map { /\] (\d+)#/ ? $1 : () } log_lines(qr/rtmp: live: publish "kept" \(live\), client: 127/);
+ok(wait_until(sub { my ($f) = main::stat_page(); main::sx($f, 'kept', 'nclients') eq '2' }, 5, 0.1),
+   'before the reload: the stat lists the publisher and the player');
+
+# The XML page and the JSON page as one answer: (answering pid, streams named kept, nclients,
+# clients listed, publishing clients).
+my $xml_view = sub {
+    my ($f, $body) = main::stat_page('/stat');
+    return (main::xpath($f, 'string(/rtmp/pid)'), main::xpath($f, 'count(//stream[name="kept"])'),
+            main::sx($f, 'kept', 'nclients'), main::sx($f, 'kept', 'count(client)'),
+            main::sx($f, 'kept', 'count(client[publishing])'));
+};
+my $json_view = sub {
+    my $j = eval { JSON::PP::decode_json(main::http_get('/stat.json')->{content}) } || {};
+    my @s = grep { $_->{name} eq 'kept' } map { @{ $_->{live}{streams} || [] } }
+        map { @{ $_->{applications} || [] } } @{ $j->{'http-flv'}{servers} || [] };
+    my @c = map { @{ $_->{clients} || [] } } @s;
+    return ($j->{'http-flv'}{pid} // 'none', scalar @s, $s[0] ? $s[0]{nclients} // 'none' : 'none', scalar @c,
+            scalar(grep { $_->{publishing} } @c));
+};
+
+ok(kill('HUP', $master), 'reload');
+# The old workers stop accepting once they log this: every page from now on is a new worker's.
+ok(wait_log(qr/gracefully shutting down/, 2, 15), 'both old workers shut down gracefully');
+my @new;
+ok(wait_until(sub {
+    my %was = map { $_ => 1 } @old;
+    @new = grep { !$was{$_} } Test::Nginx::Rtmp::worker_pids($master);
+    @new == 2;
+}, 10), 'two new workers run');
+ok(kill(0, $holder), "the old worker $holder still holds the publisher");
+like(Test::Nginx::Rtmp::slurp("/proc/$holder/cmdline"), qr/shutting down/, 'and it is shutting down');
+
+my %is_new = map { $_ => 1 } @new;
+my (@wrong, %answered);
+for my $i (1 .. 20) {
+    my ($pid, @got) = $i % 2 ? $xml_view->() : $json_view->();
+    my $what = ($i % 2 ? 'xml' : 'json') . " from $pid";
+    $answered{$pid}++;
+    push @wrong, "$what: an old worker answered" unless $is_new{$pid};
+    push @wrong, "$what: streams/nclients/clients/publishing " . join('/', @got) unless "@got" eq '1 2 2 1';
+}
+is_deeply(\@wrong, [], 'after the reload, 20 answers of the new workers (XML and JSON) list the old worker\'s stream once, with its publisher and player once each')
+    or diag(explain(\%answered));
+is(wait_publisher($pub, 0), undef, 'the publisher is still connected') or diag(publisher_log($pub));
+
+# The player leaves by itself: gone from the new workers' pages.
+stop($player);
+ok(wait_until(sub { my @x = $xml_view->(); my @j = $json_view->(); "@x[1..4] @j[1..4]" eq '1 1 1 1 1 1 1 1' }, 3, 0.1),
+   'the player that quit is gone from XML and JSON; the publisher stays, once');
+
+# The control API of a new worker reaches the publisher in the old one.
+is(main::control('/control/drop/publisher?app=live&name=kept'), '200 1', 'drop publisher from a new worker: 1');
+ok(defined wait_publisher($pub, 5), 'the publisher is disconnected');
+ok(wait_until(sub { my @x = $xml_view->(); my @j = $json_view->(); $x[1] eq '0' && $j[1] == 0 }, 3, 0.1),
+   'the stream is gone from XML and JSON');
+ok(wait_until(sub { !grep { kill 0, $_ } @old }, 15), 'the old workers exit once their sessions are gone');
+my @x = $xml_view->();
+my @j = $json_view->();
+is("$x[1] $j[1]", '0 0', 'and nothing of them is left on the pages');
+--- no_error_log
+[error]

@@ -1,5 +1,7 @@
 //! Each worker's side of the control board: a heartbeat and a look for new commands every
-//! 100 ms; a command runs on this worker's sessions and is answered with its count.
+//! 100 ms; a command runs on this worker's sessions and is answered with its count. A worker
+//! shutting down after a reload goes on (its timer is cancelable: it never holds the exit up),
+//! so commands posted by the new workers reach the sessions it still has.
 
 use std::cell::{Cell, RefCell};
 
@@ -20,10 +22,13 @@ thread_local! {
     static POLL: RefCell<Option<Timer>> = const { RefCell::new(None) };
     /// The last command this worker ran (or posted).
     static DONE: Cell<u64> = const { Cell::new(0) };
+    /// This worker's entry on the board, taken by pid at start.
+    static ENTRY: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
+/// This worker's entry on the board; `usize::MAX` without one (every entry is another's).
 pub fn worker_slot() -> usize {
-    crate::ngx::worker_number()
+    ENTRY.with(|e| e.get()).unwrap_or(usize::MAX)
 }
 
 pub fn pid() -> u64 {
@@ -44,14 +49,24 @@ pub fn start() {
     t.arm(POLL_MS);
     POLL.with(|p| *p.borrow_mut() = Some(t));
     if let Some(b) = board() {
-        b.beat(worker_slot(), pid());
+        let entry = b.join(pid(), crate::ngx::process::alive);
+        if entry.is_none() {
+            crate::log_warn!(
+                crate::ngx::log::Log::cycle(),
+                "rtmp control: every entry of the board is in use; commands from other workers reach this worker's sessions uncounted"
+            );
+        }
+        ENTRY.with(|e| e.set(entry));
+        // Commands posted before this worker started are not its own to run.
+        DONE.with(|d| d.set(b.seq()));
+        b.beat(worker_slot());
     }
 }
 
 pub fn stop() {
     POLL.with(|p| *p.borrow_mut() = None);
-    if let Some(b) = board() {
-        b.leave(worker_slot());
+    if let (Some(b), Some(i)) = (board(), ENTRY.with(|e| e.take())) {
+        b.leave(i);
     }
 }
 
@@ -62,7 +77,7 @@ pub fn mark_done(seq: u64) {
 
 fn poll() {
     let Some(b) = board() else { return };
-    b.beat(worker_slot(), pid());
+    b.beat(worker_slot());
     let done = DONE.with(|d| d.get());
     let Some((seq, cmd)) = b.pending(done) else { return };
     DONE.with(|d| d.set(seq));

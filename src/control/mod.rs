@@ -1,6 +1,7 @@
 //! `rtmp_control`: the C module's HTTP control API (`/control/drop|redirect|record/...`), acting
 //! on the sessions of every worker: the worker that takes the request posts the command on a
-//! shared-memory board, each worker runs it on its own sessions and answers with a count.
+//! shared-memory board, each worker runs it on its own sessions and answers with a count. The
+//! board outlives reloads, so the sessions old workers keep until they leave are reached too.
 
 mod api;
 mod board;
@@ -14,7 +15,7 @@ use crate::ngx::http::{
     http_module_ctx, set_content_handler, HttpModule, HTTP_LOC_CONF, HTTP_MAIN_CONF, HTTP_SRV_CONF, LOC_CONF_OFFSET,
 };
 use crate::ngx::module::{exit_process, init_process, Merge, NoConf, RtmpModule, RtmpModuleCtx, WorkerHooks, NGX_RTMP_RS_MODULE};
-use crate::ngx::shm::Board;
+use crate::ngx::shm::{process_slots, Board};
 
 /// The RTMP side: the shared board and the per-worker poll of it.
 pub struct ControlModule;
@@ -37,8 +38,7 @@ impl RtmpModule for ControlModule {
     }
 
     fn postconfiguration(cf: &Conf) -> Result<(), String> {
-        let workers = cf.worker_processes().unwrap_or(0).max(crate::ngx::ncpu()).clamp(1, 256);
-        let board = Board::declare(cf, c"ngx_rtmp_rs_control", workers, Self::module())?;
+        let board = Board::declare(cf, c"ngx_rtmp_rs_control", process_slots(cf), Self::module())?;
         crate::ngx::block::current_ctx(cf).main_mut::<ControlModule>(cf).board = Some(board);
         Ok(())
     }

@@ -77,6 +77,8 @@ unsafe extern "C" fn init_counter(zone: *mut ngx_shm_zone_t, data: *mut c_void) 
 /// Shared memory with one slot per worker process, where each worker publishes a blob (its stat
 /// snapshot) that any worker can read: a sequence number around each write lets readers retry
 /// a copy that raced with one.
+///
+/// How many slots a zone kept across reloads needs: `process_slots`.
 pub struct SlotZone {
     zone: NonNull<ngx_shm_zone_t>,
     slots: usize,
@@ -113,12 +115,7 @@ impl SlotZone {
     pub fn declare_shared(cf: &Conf, name: &'static CStr, slots: usize, slot_size: usize, tag: &'static ngx_module_t) -> Result<Self, String> {
         let total = slots * (HEAD + slot_size);
         let zone = declare_block(cf, name, total, total / 64, tag)?;
-        // SAFETY: the zone was just declared; nginx reads these fields once the configuration
-        // is read.
-        unsafe {
-            (*zone.as_ptr()).noreuse = 0;
-            (*zone.as_ptr()).init = Some(init_shared_slots);
-        }
+        keep_across_reloads(zone);
         Ok(SlotZone { zone, slots, slot_size })
     }
 
@@ -174,14 +171,16 @@ impl SlotZone {
         }
     }
 
-    /// Publishes `data` in slot `i`; false if it does not fit (the slot keeps its old blob).
+    /// Publishes `data` in slot `i` (its owner's only); false if it does not fit (the slot keeps
+    /// its old blob).
     pub fn write(&self, i: usize, pid: u64, data: &[u8]) -> bool {
         use std::sync::atomic::Ordering::{Acquire, Release};
         let Some((head, body)) = self.slot(i) else { return false };
         if data.len() > self.slot_size {
             return false;
         }
-        // SAFETY: only worker `i` writes slot `i`; readers detect a concurrent write by seq.
+        // SAFETY: only the process that has slot `i` (its worker number, or `claim`) writes it;
+        // readers detect a concurrent write by seq.
         unsafe {
             let h = &*head;
             let s = h.seq.load(Acquire);
@@ -205,6 +204,23 @@ impl SlotZone {
         (0..self.slots)
             .filter(|i| *i != except)
             .filter_map(|i| self.read(i).map(|(pid, v)| (i, pid, v)))
+            .collect()
+    }
+
+    /// Every slot claimed (`claim`) by a live process other than `me` (`alive` tells), with the
+    /// blob that process wrote: a slot just taken over from a dead process, still holding the
+    /// dead one's blob, and a slot given back while it was read, are left out. So no process
+    /// is read twice, nor one that is gone.
+    pub fn read_claimed(&self, me: u64, alive: impl Fn(u64) -> bool) -> Vec<(usize, u64, Vec<u8>)> {
+        (0..self.slots)
+            .filter_map(|i| {
+                let owner = self.owner(i);
+                if owner == 0 || owner == me || !alive(owner) {
+                    return None;
+                }
+                let (pid, blob) = self.read(i)?;
+                (pid == owner && self.owner(i) == owner).then_some((i, pid, blob))
+            })
             .collect()
     }
 
@@ -251,6 +267,26 @@ impl SlotZone {
     pub fn owner(&self, i: usize) -> u64 {
         // SAFETY: as in claim().
         self.slot(i).map_or(0, |(h, _)| unsafe { (*h).owner.load(std::sync::atomic::Ordering::Acquire) })
+    }
+}
+
+/// Slots for the worker processes of two configurations at once (during a reload the old workers
+/// serve their sessions until they leave), for a zone kept across reloads: 64 up to 32 workers,
+/// whatever `worker_processes` says, so that a reload that changes it still maps the same zone
+/// again (nginx reuses a zone only at the same size).
+pub fn process_slots(cf: &Conf) -> usize {
+    // `worker_processes` may come after rtmp{}: then this machine's CPUs (as `auto`).
+    let workers = cf.worker_processes().unwrap_or(0).max(super::ncpu()).clamp(1, 256);
+    (2 * workers).max(64)
+}
+
+/// Makes a zone from `declare_block` outlive reloads: a new cycle's zone of the same name, size
+/// and tag is the old one, with its contents (the processes of both cycles see each other).
+fn keep_across_reloads(zone: NonNull<ngx_shm_zone_t>) {
+    // SAFETY: the zone was just declared; nginx reads these fields once the configuration is read.
+    unsafe {
+        (*zone.as_ptr()).noreuse = 0;
+        (*zone.as_ptr()).init = Some(init_shared_slots);
     }
 }
 
@@ -310,7 +346,9 @@ unsafe extern "C" fn init_shared_slots(zone: *mut ngx_shm_zone_t, data: *mut c_v
 
 /// A command board in shared memory: one worker posts a command, every worker runs it and
 /// acknowledges with a number (the C module's control API acting on all workers). Workers show
-/// they are alive with a heartbeat, so the poster knows whose answers to wait for.
+/// they are alive with a heartbeat, so the poster knows whose answers to wait for. The board
+/// outlives reloads: the workers of the old configuration, which keep their sessions until
+/// they leave, run the commands the new ones post. Each process takes an entry by pid (`join`).
 pub struct Board {
     zone: NonNull<ngx_shm_zone_t>,
     workers: usize,
@@ -331,6 +369,7 @@ struct BoardHead {
 
 #[repr(C)]
 struct BoardWorker {
+    /// The process that has this entry (`join`), 0 when free.
     pid: std::sync::atomic::AtomicU64,
     beat_ms: std::sync::atomic::AtomicU64,
     done_seq: std::sync::atomic::AtomicU64,
@@ -347,9 +386,12 @@ pub fn wall_ms() -> u64 {
 }
 
 impl Board {
+    /// Declares the board for `workers` processes at once (`process_slots`: the same count at
+    /// every reload, so the old board is kept).
     pub fn declare(cf: &Conf, name: &'static CStr, workers: usize, tag: &'static ngx_module_t) -> Result<Self, String> {
         let total = std::mem::size_of::<BoardHead>() + workers * std::mem::size_of::<BoardWorker>();
         let zone = declare_block(cf, name, total, 0, tag)?;
+        keep_across_reloads(zone);
         Ok(Board { zone, workers })
     }
 
@@ -369,16 +411,40 @@ impl Board {
         unsafe { Some(&*((h.add(1) as *const BoardWorker).add(i))) }
     }
 
-    /// Worker `i` is alive (called on each poll).
-    pub fn beat(&self, i: usize, pid: u64) {
-        use std::sync::atomic::Ordering::Release;
+    /// The entry of process `pid`: the one it has, else a free one or one whose process is gone
+    /// (`alive` tells), taken atomically; answers of its former owner no longer count. None
+    /// when every entry is in use.
+    pub fn join(&self, pid: u64, alive: impl Fn(u64) -> bool) -> Option<usize> {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+        let seq = self.seq();
+        if let Some(i) = (0..self.workers).find(|i| self.worker(*i).is_some_and(|w| w.pid.load(Acquire) == pid)) {
+            return Some(i);
+        }
+        for i in 0..self.workers {
+            let Some(w) = self.worker(i) else { continue };
+            let cur = w.pid.load(Acquire);
+            if (cur == 0 || !alive(cur)) && w.pid.compare_exchange(cur, pid, AcqRel, Acquire).is_ok() {
+                w.count.store(0, Release);
+                w.done_seq.store(seq, Release);
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// The number of the latest command posted (commands before a process joins are not its).
+    pub fn seq(&self) -> u64 {
+        self.head().map_or(0, |h| h.seq.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// The process of entry `i` is alive (called on each poll).
+    pub fn beat(&self, i: usize) {
         if let Some(w) = self.worker(i) {
-            w.pid.store(pid, Release);
-            w.beat_ms.store(wall_ms(), Release);
+            w.beat_ms.store(wall_ms(), std::sync::atomic::Ordering::Release);
         }
     }
 
-    /// Worker `i` exits.
+    /// The process of entry `i` exits: the entry is free.
     pub fn leave(&self, i: usize) {
         if let Some(w) = self.worker(i) {
             w.pid.store(0, std::sync::atomic::Ordering::Release);
@@ -431,19 +497,17 @@ impl Board {
     }
 
     /// The answers to `seq` so far: (sum of counts, live workers that have not answered yet),
-    /// not counting worker `me`.
+    /// not counting entry `me`. An answer counts even if its worker left since: an old worker
+    /// whose last session a command closed exits at once.
     pub fn answers(&self, seq: u64, me: usize) -> (u64, usize) {
         use std::sync::atomic::Ordering::Acquire;
         let now = wall_ms();
         let (mut sum, mut waiting) = (0, 0);
         for i in (0..self.workers).filter(|i| *i != me) {
             let Some(w) = self.worker(i) else { continue };
-            if w.pid.load(Acquire) == 0 || now.saturating_sub(w.beat_ms.load(Acquire)) > 2000 {
-                continue;
-            }
             if w.done_seq.load(Acquire) >= seq {
                 sum += w.count.load(Acquire);
-            } else {
+            } else if w.pid.load(Acquire) != 0 && now.saturating_sub(w.beat_ms.load(Acquire)) <= 2000 {
                 waiting += 1;
             }
         }

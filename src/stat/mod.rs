@@ -1,7 +1,8 @@
 //! `rtmp_stat`: the stat page (the C module's XML, nginx-http-flv-module's JSON, Prometheus
 //! text) of every worker's streams and clients. Each worker publishes a snapshot of its own in
 //! shared memory as sessions come and go (and every second for the counters); the worker that
-//! takes the request merges them all.
+//! takes the request merges them all. The zone outlives reloads: the sessions that old workers
+//! keep until they leave are on the new workers' pages.
 
 mod page;
 mod snapshot;
@@ -17,7 +18,7 @@ use crate::ngx::http::{
     http_module_ctx, set_content_handler, HttpModule, HTTP_LOC_CONF, HTTP_MAIN_CONF, HTTP_SRV_CONF, LOC_CONF_OFFSET,
 };
 use crate::ngx::module::{exit_process, init_process, Merge, RtmpModule, RtmpModuleCtx, WorkerHooks, NGX_RTMP_RS_MODULE};
-use crate::ngx::shm::SlotZone;
+use crate::ngx::shm::{process_slots, SlotZone};
 use crate::slot;
 
 pub use snapshot::{local_snapshot, mark_dirty};
@@ -54,10 +55,10 @@ impl RtmpModule for StatModule {
         h.disconnect.push(|_| {
             snapshot::changed();
         });
-        // `worker_processes` may come after rtmp{}: then size for this machine's CPUs.
-        let slots = cf.worker_processes().unwrap_or(0).max(crate::ngx::ncpu()).clamp(1, 256);
+        // Slots taken by pid, for old and new workers (64 × 4 MiB of address space; only the
+        // pages written are memory).
         let name: &'static CStr = c"ngx_rtmp_rs_stat";
-        let zone = SlotZone::declare(cf, name, slots, SLOT_SIZE, Self::module())?;
+        let zone = SlotZone::declare_shared(cf, name, process_slots(cf), SLOT_SIZE, Self::module())?;
         crate::ngx::block::current_ctx(cf).main_mut::<StatModule>(cf).zone = Some(zone);
         Ok(())
     }

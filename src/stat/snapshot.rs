@@ -1,6 +1,8 @@
 //! This worker's snapshot: built from the running configuration and the live module's view,
 //! published in its shared-memory slot shortly after sessions come or go (at most every 100 ms)
-//! and every second, so that every worker's stat page sees it.
+//! and every second, so that every worker's stat page sees it. A worker shutting down after a
+//! reload goes on publishing (its timer is cancelable: it never holds the exit up) until it
+//! exits, so the new workers' pages list the sessions it still has.
 
 use std::cell::RefCell;
 
@@ -11,6 +13,7 @@ use crate::core::{running_servers, CoreModule};
 use crate::core::hooks::Step;
 use crate::live::LiveModule;
 use crate::ngx::now_ms;
+use crate::ngx::shm::SlotZone;
 use crate::ngx::timer::{Again, Timer};
 
 use super::StatModule;
@@ -33,18 +36,44 @@ struct Publisher {
     bw_out: Bandwidth,
     started_s: u64,
     too_big_logged: bool,
+    /// This worker's slot in the zone, taken by pid at start (or, when every slot was in use,
+    /// at a later publish).
+    slot: Option<usize>,
+    no_slot_logged: bool,
+    /// The worker exits: its slot was given back and is not taken again.
+    exited: bool,
 }
 
 thread_local! {
     static STATE: RefCell<Publisher> = RefCell::new(Publisher::default());
 }
 
-fn worker_slot() -> usize {
-    crate::ngx::worker_number()
+fn my_pid() -> u64 {
+    u64::from(std::process::id())
 }
 
-/// The worker starts: the period timer runs from now on.
+fn my_slot(zone: &SlotZone) -> Option<usize> {
+    STATE.with(|st| {
+        let mut st = st.try_borrow_mut().ok()?;
+        if st.slot.is_none() && !st.exited {
+            st.slot = zone.claim(my_pid(), crate::ngx::process::alive);
+            if st.slot.is_none() && !st.no_slot_logged {
+                st.no_slot_logged = true;
+                crate::log_warn!(
+                    crate::ngx::log::Log::cycle(),
+                    "rtmp stat: every slot of the shared zone is in use; other workers' pages do not list this worker's sessions until one is free"
+                );
+            }
+        }
+        st.slot
+    })
+}
+
+/// The worker starts: it takes a slot, and the period timer runs from now on.
 pub fn start() {
+    if let Some(z) = zone() {
+        my_slot(z);
+    }
     STATE.with(|st| {
         let mut st = st.borrow_mut();
         st.started_s = crate::ngx::files::unix_time().max(0) as u64;
@@ -57,11 +86,16 @@ pub fn start() {
     });
 }
 
-/// The worker exits: its slot empties, so pages stop listing it.
+/// The worker exits: its slot empties and is free, so pages stop listing it.
 pub fn stop() {
-    STATE.with(|st| st.borrow_mut().timer = None);
-    if let Some(zone) = zone() {
-        zone.clear(worker_slot());
+    let slot = STATE.with(|st| {
+        let mut st = st.borrow_mut();
+        st.timer = None;
+        st.exited = true;
+        st.slot.take()
+    });
+    if let (Some(zone), Some(slot)) = (zone(), slot) {
+        zone.release(slot);
     }
 }
 
@@ -85,7 +119,7 @@ pub fn mark_dirty() {
     });
 }
 
-fn zone() -> Option<&'static crate::ngx::shm::SlotZone> {
+fn zone() -> Option<&'static SlotZone> {
     // SAFETY: reads the module index nginx assigned at configuration.
     let root = unsafe { &*std::ptr::addr_of!(crate::core::ngx_rtmp_rs_module) };
     crate::ngx::block::running_root(root)?.main::<StatModule>().zone.as_ref()
@@ -94,16 +128,16 @@ fn zone() -> Option<&'static crate::ngx::shm::SlotZone> {
 /// Builds and publishes this worker's snapshot; returns it.
 pub fn publish() -> stat::Worker {
     let w = local_snapshot();
-    if let Some(zone) = zone() {
+    if let Some((zone, slot)) = zone().and_then(|z| Some((z, my_slot(z)?))) {
         let bytes = serde_json::to_vec(&w).unwrap_or_default();
         let pid = u64::from(w.pid);
-        if !zone.write(worker_slot(), pid, &bytes) {
+        if !zone.write(slot, pid, &bytes) {
             // Too many clients for the slot: other workers' pages show this one without them.
             let mut lean = w.clone();
             for s in lean.servers.iter_mut().flat_map(|s| s.applications.iter_mut()).flat_map(|a| a.streams.iter_mut()) {
                 s.clients.clear();
             }
-            let _ = zone.write(worker_slot(), pid, &serde_json::to_vec(&lean).unwrap_or_default());
+            let _ = zone.write(slot, pid, &serde_json::to_vec(&lean).unwrap_or_default());
             STATE.with(|st| {
                 if let Ok(mut st) = st.try_borrow_mut() {
                     if !st.too_big_logged {
@@ -178,10 +212,11 @@ pub fn uptime_s() -> u64 {
     STATE.with(|st| st.try_borrow().map_or(0, |st| now.saturating_sub(st.started_s)))
 }
 
-/// Every other worker's last published snapshot.
+/// The last published snapshot of every other live worker, this configuration's and (during a
+/// reload) the old one's: one per process, none of a process that is gone.
 pub fn others() -> Vec<stat::Worker> {
     let Some(zone) = zone() else { return Vec::new() };
-    zone.read_others(worker_slot())
+    zone.read_claimed(my_pid(), crate::ngx::process::alive)
         .into_iter()
         .filter_map(|(_, _, blob)| serde_json::from_slice::<stat::Worker>(&blob).ok())
         .collect()
