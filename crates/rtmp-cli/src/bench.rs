@@ -48,6 +48,54 @@ pub struct BenchArgs<'a> {
     pub churn: Option<f64>,
     /// Players leave their sockets' options at the OS defaults (no TCP_NODELAY).
     pub plain_sockets: bool,
+    /// 1: every player parses; K > 1: only players 0, K, 2K… do, the others drain (`Drain`).
+    pub sample: usize,
+    /// Lag, gaps and quiet times count only from this long after the last player started
+    /// (the steady state, without the join storm); None: from the start.
+    pub settle: Option<f64>,
+}
+
+/// How often draining players read their sockets.
+const DRAIN_EVERY: Duration = Duration::from_millis(100);
+/// A draining player is held to the publisher's byte count from this long after its first
+/// frame on (the join burst of a GOP cache is over by then).
+const DRAIN_SETTLE: Duration = Duration::from_secs(2);
+/// Most bytes one read discards (nothing is copied: the buffer is never written).
+const DRAIN_READ: usize = 1 << 20;
+
+/// A player that only counts bytes: after its first frame it leaves the event loop and every
+/// `DRAIN_EVERY` discards what its socket holds with `MSG_TRUNC` (the kernel frees the data
+/// without copying it), so thousands of them cost the client little. It cannot see frames: it
+/// is checked by how many bytes it got against what its publisher sent meanwhile.
+struct Drain {
+    bytes: u64,
+    since: Instant,
+    /// After `DRAIN_SETTLE`: its byte count and its publisher's payload bytes sent at that time.
+    mark: Option<(u64, u64)>,
+    /// The last read that got bytes, and the longest time between two such reads (µs).
+    last_data: Instant,
+    max_quiet_us: u64,
+}
+
+/// Discards what `sock` holds (`MSG_TRUNC | MSG_DONTWAIT`): the bytes read, and whether the
+/// peer closed.
+fn drain_socket(sock: &mio::net::TcpStream, buf: &mut [std::mem::MaybeUninit<u8>]) -> std::io::Result<(u64, bool)> {
+    let s = socket2::SockRef::from(sock);
+    let mut total = 0u64;
+    loop {
+        match s.recv_with_flags(buf, libc::MSG_TRUNC | libc::MSG_DONTWAIT) {
+            Ok(0) => return Ok((total, true)),
+            Ok(n) => {
+                total += n as u64;
+                if n < buf.len() {
+                    return Ok((total, false));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok((total, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// One player slot: a connection at a time, reconnected on churn; counters add up over them.
@@ -86,6 +134,7 @@ struct Player {
     /// Churn: the player's own xorshift state, so lifetimes are the same from run to run.
     rng: u64,
     gap: Gap,
+    drain: Option<Drain>,
 }
 
 /// Wall-clock gaps between consecutive audio/video messages a player gets after its first frame.
@@ -122,6 +171,8 @@ struct Publisher {
     started: Option<Instant>,
     newest_ts: Option<u32>,
     frames: u64,
+    /// Payload bytes of every message sent.
+    payload_bytes: u64,
     error: Option<String>,
 }
 
@@ -196,6 +247,18 @@ pub struct BenchReport {
     pub publisher_url: Option<String>,
     pub publisher_frames_sent: u64,
     pub publisher_errors: BTreeMap<String, usize>,
+    /// `--sample K`: players that drained (counted bytes only) after their first frame.
+    pub drain_players: usize,
+    /// Draining players held to their publisher's byte count (they drained past the settle
+    /// time).
+    pub drain_checked: usize,
+    /// Of those, the ones whose bytes fell short of what their publisher sent by more than a
+    /// second of the stream (dropped frames or a lag that grew): they did not keep up.
+    pub drain_behind: usize,
+    /// How far each checked player fell short, in ms of the stream (0 when it got all of it).
+    pub drain_deficit_ms: Percentiles,
+    /// The players' longest time between two reads that got bytes (reads every 100 ms).
+    pub drain_quiet_ms: Percentiles,
 }
 
 struct Bench {
@@ -228,6 +291,10 @@ struct Bench {
     frames_window: u64,
     emfile_warned: bool,
     scratch: Vec<u8>,
+    sample: usize,
+    drain_buf: Vec<std::mem::MaybeUninit<u8>>,
+    /// Lag, gaps and quiet times count from here (`BenchArgs::settle`); None: not yet known.
+    measure_from: Option<Instant>,
 }
 
 fn io_err(url: &dyn Display, e: std::io::Error) -> CliError {
@@ -299,6 +366,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
                 started: None,
                 newest_ts: None,
                 frames: 0,
+                payload_bytes: 0,
                 error: None,
             };
             let u = stream_url(&purl, j, k);
@@ -348,7 +416,23 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
         frames_window: 0,
         emfile_warned: false,
         scratch: vec![0u8; 256 * 1024],
+        sample: args.sample.max(1),
+        drain_buf: Vec::new(),
+        measure_from: None,
     };
+    let settle = args.settle.filter(|s| s.is_finite() && *s >= 0.0);
+    if settle.is_none() {
+        b.measure_from = Some(Instant::now());
+    }
+    if b.sample > 1 && (b.publishers.is_empty() || b.churn.is_some()) {
+        return Err(CliError::Other(
+            "--sample needs --publish-file (draining players are checked against the publisher) and no --churn".into(),
+        ));
+    }
+    if b.sample > 1 {
+        b.drain_buf = vec![std::mem::MaybeUninit::uninit(); DRAIN_READ];
+    }
+    let mut next_drain = Instant::now() + DRAIN_EVERY;
     let mut events = Events::with_capacity(1024);
     let tty = std::io::stderr().is_terminal();
 
@@ -401,6 +485,9 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
                 next_player += 1;
                 batch += 1;
             }
+            if let (None, Some(s), true) = (b.measure_from, settle, next_player >= args.players) {
+                b.measure_from = Some(now + crate::secs(s));
+            }
             if next_player < args.players {
                 next_ramp = Some(if next_player < due || args.ramp <= 0.0 {
                     now
@@ -425,9 +512,14 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
             next_tick = now + Duration::from_secs(1);
         }
 
+        if now >= next_drain {
+            b.drain_all(now);
+            next_drain = (next_drain + DRAIN_EVERY).max(now);
+        }
+        let drain_due = (b.sample > 1).then_some(next_drain);
         let pub_due = b.publishers_due();
         let churn_due = b.deadlines.peek().map(|Reverse((t, _))| *t);
-        let wake = [Some(next_tick), end, next_ramp, pub_due, churn_due]
+        let wake = [Some(next_tick), end, next_ramp, pub_due, churn_due, drain_due]
             .into_iter()
             .flatten()
             .min()
@@ -453,6 +545,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
     if tty {
         eprintln!();
     }
+    b.drain_all(Instant::now());
     let duration_s = ramp_start.map_or(0.0, |s| s.elapsed().as_secs_f64());
     Ok(b.report(&url, args, next_player, duration_s, pub_url))
 }
@@ -569,6 +662,7 @@ impl Bench {
             }
         }
         let reference = self.publishers.get(p.stream).map(|pb| pb.newest_ts);
+        let counting = self.measure_from.is_some_and(|t| arrived >= t);
         while let Some(ev) = conn.next_event() {
             match ev {
                 ConnEvent::Started => {
@@ -580,7 +674,9 @@ impl Bench {
                 ConnEvent::Media(m) => {
                     let av = m.msg_type == msg_type::AUDIO || m.msg_type == msg_type::VIDEO;
                     if av && p.first_frame_ms.is_some() {
-                        if let Some(us) = p.gap.note(arrived) {
+                        if !counting {
+                            p.gap.last = Some(arrived);
+                        } else if let Some(us) = p.gap.note(arrived) {
                             self.gaps_each.add(us / 1000);
                         }
                     }
@@ -629,7 +725,9 @@ impl Bench {
                         };
                         if p.live {
                             p.ever_live = true;
-                            self.lag.add(lag);
+                            if counting {
+                                self.lag.add(lag);
+                            }
                             self.lag_window.add(lag);
                         }
                     }
@@ -647,6 +745,49 @@ impl Bench {
                 p.failed = true;
             }
             *self.failures.entry(e.kind_label()).or_insert(0) += 1;
+        } else if self.sample > 1 && !i.is_multiple_of(self.sample) && p.first_frame_ms.is_some() {
+            // From its first frame on this player only counts bytes (`Drain`).
+            let _ = conn.deregister(self.poll.registry());
+            let now = Instant::now();
+            p.drain = Some(Drain { bytes: 0, since: now, mark: None, last_data: now, max_quiet_us: 0 });
+        }
+    }
+
+    /// Every draining player discards what its socket holds; one that settled gets its mark.
+    fn drain_all(&mut self, now: Instant) {
+        for p in &mut self.players {
+            let (Some(d), Some(conn)) = (p.drain.as_mut(), p.conn.as_mut()) else {
+                continue;
+            };
+            let result = drain_socket(conn.socket(), &mut self.drain_buf);
+            match result {
+                Ok((n, closed)) => {
+                    if n > 0 {
+                        if let Some(from) = self.measure_from.filter(|t| now >= *t) {
+                            let quiet = now.saturating_duration_since(d.last_data.max(from)).as_micros();
+                            d.max_quiet_us = d.max_quiet_us.max(u64::try_from(quiet).unwrap_or(u64::MAX));
+                        }
+                        d.last_data = now;
+                        d.bytes += n;
+                    }
+                    if d.mark.is_none() && now >= d.since + DRAIN_SETTLE {
+                        let sent = self.publishers.get(p.stream).map_or(0, |pb| pb.payload_bytes);
+                        d.mark = Some((d.bytes, sent));
+                    }
+                    if closed {
+                        p.dropped = true;
+                        *self.failures.entry("closed while draining".into()).or_insert(0) += 1;
+                    }
+                }
+                Err(e) => {
+                    p.dropped = true;
+                    *self.failures.entry(format!("drain: {}", e.kind())).or_insert(0) += 1;
+                }
+            }
+            if p.dropped {
+                p.bytes += conn.bytes_received();
+                p.conn = None;
+            }
         }
     }
 
@@ -690,6 +831,7 @@ impl Bench {
                     pb.frames += 1;
                 }
                 pb.newest_ts = Some(ts);
+                pb.payload_bytes += msg.payload.len() as u64;
                 result = conn.send_media(cs, &msg);
                 if result.is_err() {
                     break;
@@ -725,7 +867,11 @@ impl Bench {
     fn total_bytes(&self) -> u64 {
         self.players
             .iter()
-            .map(|p| p.bytes + p.conn.as_ref().map_or(0, PlayerConn::bytes_received))
+            .map(|p| {
+                p.bytes
+                    + p.conn.as_ref().map_or(0, PlayerConn::bytes_received)
+                    + p.drain.as_ref().map_or(0, |d| d.bytes)
+            })
             .sum()
     }
 
@@ -781,12 +927,21 @@ impl Bench {
             if let Some(c) = p.conn.as_ref() {
                 p.bytes += c.bytes_received();
             }
+            p.bytes += p.drain.as_ref().map_or(0, |d| d.bytes);
         }
+        let (deficits, quiet) = self.drain_checks(duration_s);
+        let pct = |v: &[u64]| Percentiles {
+            p50: percentile(v, 50.0),
+            p99: percentile(v, 99.0),
+            max: v.last().copied(),
+        };
         self.ttff_us.sort_unstable();
         self.ttfb_us.sort_unstable();
         let ttff = |p: f64| percentile(&self.ttff_us, p);
         let ps = &self.players;
-        let mut gaps: Vec<u64> = ps.iter().filter_map(|p| p.gap.max_us).collect();
+        // Draining players stop looking at messages after their first frame: gaps and the live
+        // edge are the parsing players'.
+        let mut gaps: Vec<u64> = ps.iter().filter(|p| p.drain.is_none()).filter_map(|p| p.gap.max_us).collect();
         gaps.sort_unstable();
         let gap_ms = |v: Option<u64>| v.map(|us| us / 1000);
         let mut publisher_errors = BTreeMap::new();
@@ -810,7 +965,7 @@ impl Bench {
             players_with_frames: ps.iter().filter(|p| p.ever_got_frames).count(),
             players_never_live: ps
                 .iter()
-                .filter(|p| self.lag_applies && p.ever_got_frames && !p.ever_live)
+                .filter(|p| self.lag_applies && p.drain.is_none() && p.ever_got_frames && !p.ever_live)
                 .count(),
             churn_s: self.churn,
             plain_sockets: self.plain_sockets,
@@ -862,9 +1017,40 @@ impl Bench {
             publisher_url: pub_url,
             publisher_frames_sent: self.publishers.iter().map(|p| p.frames).sum(),
             publisher_errors,
+            drain_players: ps.iter().filter(|p| p.drain.is_some()).count(),
+            drain_checked: deficits.len(),
+            drain_behind: deficits.iter().filter(|&&ms| ms > DRAIN_BEHIND_MS).count(),
+            drain_deficit_ms: pct(&deficits),
+            drain_quiet_ms: pct(&quiet),
         }
     }
+
+    /// Draining players' shortfalls against their publishers since their marks, in ms of the
+    /// stream (publisher payload bytes over its run time), and their longest quiet times, ms;
+    /// both sorted.
+    fn drain_checks(&self, duration_s: f64) -> (Vec<u64>, Vec<u64>) {
+        let mut deficits = Vec::new();
+        let mut quiet = Vec::new();
+        for p in &self.players {
+            let Some(d) = p.drain.as_ref() else { continue };
+            quiet.push(d.max_quiet_us / 1000);
+            let (Some((got0, sent0)), Some(pb)) = (d.mark, self.publishers.get(p.stream)) else {
+                continue;
+            };
+            let secs = pb.started.map_or(duration_s, |s| s.elapsed().as_secs_f64());
+            let per_ms = pb.payload_bytes as f64 / (secs * 1000.0);
+            let short = pb.payload_bytes.saturating_sub(sent0).saturating_sub(d.bytes.saturating_sub(got0));
+            deficits.push(if per_ms > 0.0 { (short as f64 / per_ms) as u64 } else { 0 });
+        }
+        deficits.sort_unstable();
+        quiet.sort_unstable();
+        (deficits, quiet)
+    }
 }
+
+/// A draining player that got this much less than its publisher sent (in ms of the stream) did
+/// not keep up.
+const DRAIN_BEHIND_MS: u64 = 1000;
 
 fn is_frame(m: &RawMessage) -> bool {
     match m.msg_type {
@@ -953,6 +1139,19 @@ pub fn print_text(r: &BenchReport) {
         f(r.gap_each_ms.p50),
         f(r.gap_each_ms.p99)
     );
+    if r.drain_players > 0 {
+        println!(
+            "draining:         {} players, {} checked, {} behind by > {DRAIN_BEHIND_MS} ms; shortfall p50 {} p99 {} max {} ms; longest quiet p99 {} max {} ms",
+            r.drain_players,
+            r.drain_checked,
+            r.drain_behind,
+            f(r.drain_deficit_ms.p50),
+            f(r.drain_deficit_ms.p99),
+            f(r.drain_deficit_ms.max),
+            f(r.drain_quiet_ms.p99),
+            f(r.drain_quiet_ms.max)
+        );
+    }
     if r.publishers > 0 {
         println!(
             "publishers:       {} ({} failed), {} frames sent to {}{}",
@@ -1001,6 +1200,42 @@ mod tests {
         assert_eq!(g.max_us, Some(70_000));
         g.note(t0 + Duration::from_millis(5010));
         assert_eq!(g.max_us, Some(70_000));
+    }
+
+    #[test]
+    fn draining_counts_bytes_without_reading_them_and_sees_the_close() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let mut peer = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+        let (ours, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
+        ours.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+        let sock = mio::net::TcpStream::from_std(ours);
+        // A small buffer: the reads loop until the socket is empty.
+        let mut buf = vec![std::mem::MaybeUninit::uninit(); 1000];
+        assert_eq!(drain_socket(&sock, &mut buf).unwrap_or_else(|e| panic!("{e}")), (0, false));
+        peer.write_all(&[7u8; 5000]).unwrap_or_else(|e| panic!("{e}"));
+        let mut got = 0;
+        for _ in 0..100 {
+            got += drain_socket(&sock, &mut buf).unwrap_or_else(|e| panic!("{e}")).0;
+            if got >= 5000 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(got, 5000);
+        drop(peer);
+        let mut closed = false;
+        for _ in 0..100 {
+            let (n, c) = drain_socket(&sock, &mut buf).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(n, 0);
+            if c {
+                closed = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(closed);
     }
 
     #[test]

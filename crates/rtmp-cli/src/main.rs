@@ -137,6 +137,16 @@ enum Cmd {
         /// and browsers do; publishers still set TCP_NODELAY.
         #[arg(long)]
         plain_sockets: bool,
+        /// Only every K-th player parses what it gets (lag, gaps, frames); the others, once
+        /// they got their first frame, read and discard the bytes every 100 ms without copying
+        /// them (MSG_TRUNC) and are checked by byte count against what the publisher sent, so
+        /// that the client costs little next to the server it measures. Needs --publish-file.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        sample: u32,
+        /// Lag, gaps and draining players' quiet times count only from SECS after the last
+        /// player started (the steady state; the join storm is left out). Drops always count.
+        #[arg(long, value_name = "SECS")]
+        settle: Option<f64>,
         #[arg(long)]
         json: bool,
     },
@@ -248,6 +258,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             streams,
             churn,
             plain_sockets,
+            sample,
+            settle,
             json,
         } => {
             let report = bench::run(&bench::BenchArgs {
@@ -260,6 +272,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 streams: usize::try_from(streams).unwrap_or(1),
                 churn,
                 plain_sockets,
+                sample: usize::try_from(sample).unwrap_or(1),
+                settle,
             })?;
             if json {
                 let s = serde_json::to_string_pretty(&report)
