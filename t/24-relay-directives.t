@@ -397,8 +397,13 @@ for my $name (sort keys %$p) {
     is_deeply([$r->{buflen}{stream_id}, $r->{buflen}{buffer_ms}], [7, 3000],
         "\"$name\": SetBufferLength names the played stream, with relay_buffer 3s = 3000 ms");
     cmp_ok($r->{buflen}{seq}, '>', $r->{play}{seq}, "\"$name\": after play");
-    my @first = map { $_->{type} == 1 ? "chunk_size $_->{chunk_size}" : ($_->{cmd} // "type $_->{type}") } @{ $r->{msgs} }[1, 2];
-    is_deeply(\@first, ['chunk_size 4096', 'connect'], "\"$name\": Set Chunk Size (the server's chunk_size), then connect");
+    my @first = map {
+        $_->{type} == 1 ? "chunk_size $_->{chunk_size}"
+            : $_->{type} == 5 ? "window $_->{window}"
+            : ($_->{cmd} // "type $_->{type}")
+    } @{ $r->{msgs} }[1 .. 3];
+    is_deeply(\@first, ['chunk_size 4096', 'window 5000000', 'connect'],
+        "\"$name\": Set Chunk Size (the server's chunk_size), Window Acknowledgement Size (its ack_window), then connect, as the C module");
 }
 ok(wait_log(qr/relay: pull "a" from \S+: NetStream\.Play\.Start/), 'the relay took the origin\'s Play.Start');
 close $_ for $z, @players;

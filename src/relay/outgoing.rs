@@ -277,6 +277,7 @@ pub fn outgoing(s: &mut Session) -> Step {
     let Some(ctx) = s.ext.get_mut::<RelayCtx>() else { return Step::Continue };
     let connect = ctx.flow.connect();
     s.set_out_chunk_size(s.srv().chunk_size());
+    s.send_ack_window();
     s.send_upstream(0, connect);
     Step::Stop
 }

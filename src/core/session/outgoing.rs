@@ -55,6 +55,15 @@ impl Session {
         self.drain_output();
     }
 
+    /// Tells the server of an outgoing connection how many bytes it may receive from us before it
+    /// acknowledges (Window Acknowledgement Size: the server{}'s `ack_window`), as the C module's
+    /// relays do before connect.
+    pub fn send_ack_window(&mut self) {
+        let window = self.srv().ack_window();
+        self.proto.send_control(&Control::WindowAckSize(window));
+        self.drain_output();
+    }
+
     /// Runs the publish hooks for a stream that comes from elsewhere (a relay pulling it).
     pub fn publish_local(&mut self, req: PublishReq) {
         self.run_request(Request::Publish(req), 0);
