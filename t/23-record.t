@@ -13,33 +13,6 @@ use POSIX ();
 # ---------------------------------------------------------------------------------------------
 # Reading FLV files
 
-# One AMF0 value at $$pos of $data (advancing $$pos); undef values for null/undefined.
-sub amf0_value {
-    my ($data, $pos) = @_;
-    die "AMF0: out of data at $$pos\n" if $$pos >= length $data;
-    my $t = ord substr($data, $$pos++, 1);
-    my $take = sub { my $n = shift; die "AMF0: short value at $$pos\n" if $$pos + $n > length $data;
-                     my $s = substr($data, $$pos, $n); $$pos += $n; $s };
-    return unpack('d>', $take->(8)) if $t == 0;
-    return ord($take->(1)) ? 1 : 0 if $t == 1;
-    return $take->(unpack 'n', $take->(2)) if $t == 2;
-    return $take->(unpack 'N', $take->(4)) if $t == 12;
-    return undef if $t == 5 || $t == 6;
-    if ($t == 11) { my $ms = unpack('d>', $take->(8)); $take->(2); return $ms }
-    if ($t == 10) { my $n = unpack 'N', $take->(4); return [map { amf0_value($data, $pos) } 1 .. $n] }
-    if ($t == 3 || $t == 8) {
-        $take->(4) if $t == 8;
-        my %o;
-        while (1) {
-            my $k = $take->(unpack 'n', $take->(2));
-            if ($k eq '' && ord(substr($data, $$pos, 1)) == 9) { $$pos++; last }
-            $o{$k} = amf0_value($data, $pos);
-        }
-        return \%o;
-    }
-    die "AMF0: type $t at " . ($$pos - 1) . "\n";
-}
-
 # The whole of an FLV file: { size, flags, tags => [{type, ts, off, size, data, key, seq}],
 # meta => {onMetaData properties} (of the first tag, if it is one), problems => [...] }.
 sub flv_read {

@@ -55,7 +55,7 @@ our @EXPORT = qw(
     ffprobe_play count_frames rtmpdump_play gst_play
     in_background result_of
     rtmp_connect_raw rtmp_handshake send_bytes read_bytes read_until is_closed
-    rtmp_chunk amf_num amf_str amf_bool amf_null amf_obj
+    rtmp_chunk amf_num amf_str amf_bool amf_null amf_obj amf0_value
     wait_until explain note
     aux_nginx aux_start aux_stop aux_log
 );
@@ -464,6 +464,39 @@ sub amf_num ()  { "\x00" . pack('d>', $_[0]) }
 sub amf_bool () { "\x01" . chr($_[0] ? 1 : 0) }
 sub amf_str ()  { "\x02" . pack('n', length $_[0]) . $_[0] }
 sub amf_null () { "\x05" }
+
+# One AMF0 value of $data at $$pos (advanced past it): numbers, booleans (JSON::PP's), strings,
+# null/undefined (undef), dates (ms), arrays and objects (hashes).
+sub amf0_value () {
+    my ($data, $pos) = @_;
+    die "AMF0: out of data at $$pos\n" if $$pos >= length $data;
+    my $t = ord substr($data, $$pos++, 1);
+    my $take = sub {
+        my $n = shift;
+        die "AMF0: short value at $$pos\n" if $$pos + $n > length $data;
+        my $s = substr($data, $$pos, $n);
+        $$pos += $n;
+        $s;
+    };
+    return unpack('d>', $take->(8)) if $t == 0;
+    return ord($take->(1)) ? JSON::PP::true : JSON::PP::false if $t == 1;
+    return $take->(unpack 'n', $take->(2)) if $t == 2;
+    return $take->(unpack 'N', $take->(4)) if $t == 12;
+    return undef if $t == 5 || $t == 6;
+    if ($t == 11) { my $ms = unpack('d>', $take->(8)); $take->(2); return $ms }
+    if ($t == 10) { my $n = unpack 'N', $take->(4); return [map { amf0_value($data, $pos) } 1 .. $n] }
+    if ($t == 3 || $t == 8) {
+        $take->(4) if $t == 8;
+        my %o;
+        while (1) {
+            my $k = $take->(unpack 'n', $take->(2));
+            if ($k eq '' && ord(substr($data, $$pos, 1)) == 9) { $$pos++; last }
+            $o{$k} = amf0_value($data, $pos);
+        }
+        return \%o;
+    }
+    die "AMF0: type $t at " . ($$pos - 1) . "\n";
+}
 
 # amf_obj(key => encoded_value, ...) with values already encoded (amf_str(...), amf_num(...)).
 sub amf_obj () {

@@ -18,6 +18,7 @@ use Exporter 'import';
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP ();
+use Test::Nginx::Rtmp ();
 use POSIX ();
 
 our @EXPORT_OK = qw(rtmp_origin origin_messages origin_connections origin_stop);
@@ -210,7 +211,7 @@ sub on_message {
     } elsif ($type == 20 || $type == 17) {
         my $pos = $type == 17 ? 1 : 0;
         my @v;
-        push @v, amf0_value($payload, \$pos) while $pos < length $payload;
+        push @v, Test::Nginx::Rtmp::amf0_value($payload, \$pos) while $pos < length $payload;
         ($r{cmd}, $r{tid}, my @args) = @v;
         $r{args} = \@args;
     } else {
@@ -253,36 +254,5 @@ sub amf_obj {
     return $s . "\0\0\x09";
 }
 
-# One AMF0 value of $data at $$pos (advanced past it).
-sub amf0_value {
-    my ($data, $pos) = @_;
-    die "AMF0: out of data at $$pos\n" if $$pos >= length $data;
-    my $t = ord substr($data, $$pos++, 1);
-    my $take = sub {
-        my $n = shift;
-        die "AMF0: short value at $$pos\n" if $$pos + $n > length $data;
-        my $s = substr($data, $$pos, $n);
-        $$pos += $n;
-        $s;
-    };
-    return unpack('d>', $take->(8)) if $t == 0;
-    return ord($take->(1)) ? JSON::PP::true : JSON::PP::false if $t == 1;
-    return $take->(unpack 'n', $take->(2)) if $t == 2;
-    return $take->(unpack 'N', $take->(4)) if $t == 12;
-    return undef if $t == 5 || $t == 6;
-    if ($t == 11) { my $ms = unpack('d>', $take->(8)); $take->(2); return $ms }
-    if ($t == 10) { my $n = unpack 'N', $take->(4); return [map { amf0_value($data, $pos) } 1 .. $n] }
-    if ($t == 3 || $t == 8) {
-        $take->(4) if $t == 8;
-        my %o;
-        while (1) {
-            my $k = $take->(unpack 'n', $take->(2));
-            if ($k eq '' && ord(substr($data, $$pos, 1)) == 9) { $$pos++; last }
-            $o{$k} = amf0_value($data, $pos);
-        }
-        return \%o;
-    }
-    die "AMF0: type $t at " . ($$pos - 1) . "\n";
-}
 
 1;
