@@ -1,6 +1,7 @@
 package Test::Nginx::Mp4;
 # ISO BMFF (fMP4) readers for the tests: boxes, init segments (ftyp+moov), media fragments
-# (moof+mdat), and ffprobe of an init with a fragment. The same parsers as t/28-hls-fmp4.t's.
+# (moof+mdat), and ffprobe of an init with a fragment. For t/29-llhls.t and the fMP4 HLS suites
+# (through t/lib/Test/Nginx/HlsFmp4.pm).
 use strict;
 use warnings;
 use Exporter 'import';
