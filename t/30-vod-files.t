@@ -266,7 +266,7 @@ for my $name ('../secret', '../secret.flv', 'mp4:../vod/test', '/etc/passwd', "$
 
 
 
-=== TEST 7: a real config: play /dir beside live on in one application: files play, other names go to live
+=== TEST 7: a real config: play /dir beside live on in one application: files play, other names go to live (also names that cannot be file names)
 --- config
 server {
     listen $TEST_NGINX_RTMP_PORT;
@@ -289,6 +289,13 @@ ok(log_lines(qr/live: play "cam"/), 'live took that play');
 my ($v) = result_of($file, 40);
 cmp_ok($v, '>=', 248, "a file of the play directory plays whole ($v frames)");
 stop($pub);
+# A name the play module refuses as a file name (a segment starting with a dot) is still live's.
+my $dot = rtmp_publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/.cam", media(), loop => 1);
+ok(wait_log(qr/live: publish "\.cam"/, 1, 10), 'a live stream named ".cam" is published');
+my $dl = play_stats("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/.cam", 3);
+cmp_ok($dl->{video}, '>=', 50, "\".cam\" plays live, not refused as a file name ($dl->{video} frames)");
+ok(log_lines(qr/live: play "\.cam"/), 'live took that play');
+stop($dot);
 --- no_error_log
 [error]
 

@@ -42,8 +42,18 @@ const OPEN_RETRY_MS: u64 = 50;
 #[derive(Default)]
 struct PlayCtx {
     plays: Vec<Running>,
-    /// Stream ids whose name no play entry had (answered if no later module takes the play).
-    missed: Vec<(u32, String)>,
+    /// Plays no play entry had, or whose name is no file name: answered if no later module
+    /// takes the play.
+    missed: Vec<Missed>,
+}
+
+/// A play this module did not take, and how to refuse it if no other module does.
+struct Missed {
+    stream_id: u32,
+    /// The StreamNotFound status's description.
+    status: String,
+    /// The info line the session closes with.
+    why: String,
 }
 
 struct Running {
@@ -118,7 +128,7 @@ fn stop(s: &mut Session, stream_id: u32) -> bool {
     let Some(c) = s.ext.get_mut::<PlayCtx>() else {
         return false;
     };
-    c.missed.retain(|(id, _)| *id != stream_id);
+    c.missed.retain(|m| m.stream_id != stream_id);
     let before = c.plays.len();
     c.plays.retain(|r| r.stream_id != stream_id);
     before != c.plays.len()
@@ -135,17 +145,19 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
     let rel = match file_name(&s.app_instance, &req.name) {
         Ok(r) => r,
         Err(why) => {
-            s.send_status(
-                req.stream_id,
-                "error",
-                "NetStream.Play.StreamNotFound",
-                "Invalid stream name",
-            );
+            // Not a file name: a later module (live, in an application with both) may still
+            // take it; else `play_unhandled` refuses it.
             let name = match s.app_instance.as_str() {
                 "" => req.name.clone(),
                 i => format!("{i}/{}", req.name),
             };
-            return Step::Close(format!("play \"{name}\": {why} (\"play\")"));
+            let missed = Missed {
+                stream_id: req.stream_id,
+                status: "Invalid stream name".into(),
+                why: format!("play \"{name}\": {why} (\"play\")"),
+            };
+            with_ctx(s, |c| c.missed.push(missed));
+            return Step::Continue;
         }
     };
     let start = if req.start.is_finite() && req.start > 0.0 {
@@ -235,8 +247,12 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
             Player::Opening(Opening { params, src })
         }
         None => {
-            let why = "Video on demand stream not found".to_string();
-            with_ctx(s, |c| c.missed.push((req.stream_id, why)));
+            let missed = Missed {
+                stream_id: req.stream_id,
+                status: "Video on demand stream not found".into(),
+                why: format!("play \"{}\": not found in any \"play\" entry", req.name),
+            };
+            with_ctx(s, |c| c.missed.push(missed));
             return Step::Continue;
         }
     };
@@ -391,20 +407,12 @@ pub fn play_unhandled(s: &mut Session, req: &PlayReq) -> Step {
     let Some(c) = s.ext.get_mut::<PlayCtx>() else {
         return Step::Continue;
     };
-    let Some(i) = c.missed.iter().position(|(id, _)| *id == req.stream_id) else {
+    let Some(i) = c.missed.iter().position(|m| m.stream_id == req.stream_id) else {
         return Step::Continue;
     };
-    let (_, why) = c.missed.swap_remove(i);
-    s.send_status(
-        req.stream_id,
-        "error",
-        "NetStream.Play.StreamNotFound",
-        &why,
-    );
-    Step::Close(format!(
-        "play \"{}\": not found in any \"play\" entry",
-        req.name
-    ))
+    let m = c.missed.swap_remove(i);
+    s.send_status(req.stream_id, "error", "NetStream.Play.StreamNotFound", &m.status);
+    Step::Close(m.why)
 }
 
 fn with_vod<R>(
