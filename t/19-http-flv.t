@@ -40,19 +40,8 @@ server {
 EOF
 }
 
-# A track-only copy of the test media ('audio' or 'video'), made once into target/media.
-sub track_only {
-    my ($keep) = @_;
-    my $src = media();
-    my $out = repo_root() . "/target/media/test-$keep-only.flv";
-    return $out if -s $out && -M $out <= -M $src;
-    my $tmp = "$out.$$.tmp";
-    system('ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-i', $src, '-c', 'copy',
-           $keep eq 'audio' ? '-vn' : '-an', '-f', 'flv', $tmp) == 0
-        or die "ffmpeg could not make $out\n";
-    rename $tmp, $out or die "rename $out: $!";
-    return $out;
-}
+# A track-only copy of the test media ('audio' or 'video'), made by scripts/media.
+sub track_only { media("test-$_[0]-only.flv") }
 
 # `rtmp flv-play URL --duration SECS --json`: its JSON report as a hashref, with `exit` (0 ok,
 # 2 non-2xx) and `status` also when no JSON came.
