@@ -122,22 +122,12 @@ impl SlotZone {
     /// The slot of process `pid`: the one it has, else one that is empty or whose process is
     /// gone (`alive` tells), taken atomically. None when every slot is in use.
     pub fn claim(&self, pid: u64, alive: impl Fn(u64) -> bool) -> Option<usize> {
-        use std::sync::atomic::Ordering::AcqRel;
-        let heads: Vec<&SlotHead> = (0..self.slots)
+        let owners: Vec<&std::sync::atomic::AtomicU64> = (0..self.slots)
             .filter_map(|i| self.slot(i))
             // SAFETY: slot heads live in the mapped zone for the whole cycle.
-            .map(|(h, _)| unsafe { &*h })
+            .map(|(h, _)| unsafe { &(*h).owner })
             .collect();
-        if let Some(i) = heads.iter().position(|h| h.owner.load(std::sync::atomic::Ordering::Acquire) == pid) {
-            return Some(i);
-        }
-        for (i, h) in heads.iter().enumerate() {
-            let cur = h.owner.load(std::sync::atomic::Ordering::Acquire);
-            if (cur == 0 || !alive(cur)) && h.owner.compare_exchange(cur, pid, AcqRel, std::sync::atomic::Ordering::Acquire).is_ok() {
-                return Some(i);
-            }
-        }
-        None
+        claim_owner(&owners, pid, alive).map(|(i, _)| i)
     }
 
     /// Gives slot `i` back (its process exits).
@@ -268,6 +258,20 @@ impl SlotZone {
         // SAFETY: as in claim().
         self.slot(i).map_or(0, |(h, _)| unsafe { (*h).owner.load(std::sync::atomic::Ordering::Acquire) })
     }
+}
+
+/// Which of `owners` (pid cells, 0 when free) process `pid` has: the one it already holds, else
+/// one that is free or whose process is gone (`alive` tells), taken atomically; with whether it
+/// was just taken. None when every cell is another live process's.
+fn claim_owner(owners: &[&std::sync::atomic::AtomicU64], pid: u64, alive: impl Fn(u64) -> bool) -> Option<(usize, bool)> {
+    use std::sync::atomic::Ordering::{AcqRel, Acquire};
+    if let Some(i) = owners.iter().position(|o| o.load(Acquire) == pid) {
+        return Some((i, false));
+    }
+    owners.iter().enumerate().find_map(|(i, o)| {
+        let cur = o.load(Acquire);
+        ((cur == 0 || !alive(cur)) && o.compare_exchange(cur, pid, AcqRel, Acquire).is_ok()).then_some((i, true))
+    })
 }
 
 /// Slots for the worker processes of two configurations at once (during a reload the old workers
@@ -415,21 +419,18 @@ impl Board {
     /// (`alive` tells), taken atomically; answers of its former owner no longer count. None
     /// when every entry is in use.
     pub fn join(&self, pid: u64, alive: impl Fn(u64) -> bool) -> Option<usize> {
-        use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+        use std::sync::atomic::Ordering::Release;
         let seq = self.seq();
-        if let Some(i) = (0..self.workers).find(|i| self.worker(*i).is_some_and(|w| w.pid.load(Acquire) == pid)) {
-            return Some(i);
-        }
-        for i in 0..self.workers {
-            let Some(w) = self.worker(i) else { continue };
-            let cur = w.pid.load(Acquire);
-            if (cur == 0 || !alive(cur)) && w.pid.compare_exchange(cur, pid, AcqRel, Acquire).is_ok() {
+        let owners: Vec<&std::sync::atomic::AtomicU64> =
+            (0..self.workers).filter_map(|i| self.worker(i)).map(|w| &w.pid).collect();
+        let (i, fresh) = claim_owner(&owners, pid, alive)?;
+        if fresh {
+            if let Some(w) = self.worker(i) {
                 w.count.store(0, Release);
                 w.done_seq.store(seq, Release);
-                return Some(i);
             }
         }
-        None
+        Some(i)
     }
 
     /// The number of the latest command posted (commands before a process joins are not its).
