@@ -11,7 +11,7 @@
 use lib 't/lib';
 use Test::Nginx::Rtmp;
 use Test::Nginx::Vod qw(make_files make_hevc_mp4 file_frames raw_player raw_cmd raw_play wait_msg wait_each
-                        status_of level_of is_frame is_key);
+                        status_of level_of is_frame is_key meta_num);
 use File::Copy ();
 use File::Path ();
 
@@ -769,5 +769,50 @@ cmp_ok($frames, '>=', $mv - 2, "rtmpdump -y mp4:sub/dir/test.mp4: $frames of $mv
 my ($v) = result_of($good, 40);
 cmp_ok($v, '>=', $fv - 2, "a good play after the refusals ($v frames)");
 is(worker_pid(), $pid, 'the same worker throughout');
+--- no_error_log
+[error]
+
+
+
+=== TEST 18: the C module's play arguments vindex=N / aindex=N pick the tracks of an MP4 file: the second video (32x32) and the second audio track (MP3) to a raw player and to ffprobe; a track the file lacks leaves that kind out; an FLV file ignores them
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application vod {
+        play vod;
+    }
+}
+--- timeout: 90
+--- run
+my $dir = "$TEST_NGINX_PREFIX/vod";
+File::Path::make_path($dir);
+File::Copy::copy(Test::Nginx::Rtmp::repo_root() . '/crates/rtmp-proto/tests/data/vod/tracks.mp4', "$dir/tracks.mp4")
+    or BAIL_OUT("copy: $!");
+File::Copy::copy(Test::Nginx::Rtmp::repo_root() . '/crates/rtmp-proto/tests/data/vod/avc_aac.flv', "$dir/clip.flv")
+    or BAIL_OUT("copy: $!");
+# The file: 64x64 H.264, 32x32 H.264, AAC (sound format 10, 45 frames), MP3 (format 2, 79 frames).
+my @cases = (['mp4:tracks.mp4', 64, 10, 45], ['mp4:tracks.mp4?vindex=1&aindex=1', 32, 2, 79],
+             ['mp4:tracks.mp4?token=x&aindex=1', 64, 2, 79], ['mp4:tracks.mp4?aindex=5', 64, undef, 0],
+             ['clip?vindex=1&aindex=1', 64, 10, 45]);
+for (@cases) {
+    my ($name, $width, $format, $frames) = @$_;
+    my $r = raw_player($TEST_NGINX_RTMP_PORT, 'vod') or BAIL_OUT("raw player: $@");
+    raw_play($r, $name);
+    ok(wait_msg($r, sub { status_of($_[0]) eq 'NetStream.Play.Stop' }, 20), "\"$name\": played to the end");
+    my ($meta) = grep { $_->{type} == 18 && $_->{data} =~ /onMetaData/ } @{ $r->{msgs} };
+    is($meta && meta_num($meta, 'width'), $width, "\"$name\": onMetaData width $width");
+    my @audio = grep { $_->{type} == 8 && length $_->{data} > 2 } @{ $r->{msgs} };
+    my %formats = map { (ord($_->{data}) >> 4) => 1 } @audio;
+    is(join(',', sort keys %formats), $format // '', "\"$name\": audio format " . ($format // 'none'));
+    # The play starts at the first video keyframe: audio before it (MP3 encoder delay) is left out.
+    cmp_ok(scalar(@audio), '>=', $frames - 3, "\"$name\": about the track's $frames audio frames");
+    cmp_ok(scalar(@audio), '<=', $frames + 1, "\"$name\": no more than the track's $frames audio frames (and its header)");
+    is(scalar(grep { is_frame($_) } @{ $r->{msgs} }), 20, "\"$name\": the 20 video frames");
+}
+my ($code, $out, $err) = Test::Nginx::Rtmp::run_cmd(['ffprobe', '-v', 'error', '-show_entries', 'stream=codec_name,width',
+    '-of', 'csv=p=0', "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/vod/mp4:tracks.mp4?vindex=1&aindex=1"], timeout => 30);
+is($code, 0, 'ffprobe read the stream') or diag($err);
+like($out, qr/^h264,32$/m, 'ffprobe: the second video track (32x32)');
+like($out, qr/^mp3/m, 'ffprobe: the second audio track (MP3)');
 --- no_error_log
 [error]

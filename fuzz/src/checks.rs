@@ -1413,11 +1413,13 @@ fn vod_retry<T>(mut f: impl FnMut() -> Result<T, rtmp_proto::vod::VodError>) -> 
 /// Plays a file: open, metadata, headers, every tag, then seeks each followed by a few tags; the
 /// transcript of what it saw. Checks what the readers promise on the way.
 fn vod_play<S: rtmp_proto::vod::Source>(src: &mut S, mp4: bool, sel: u8) -> Vec<String> {
-    use rtmp_proto::vod::{flv::FlvFile, mp4::Mp4File, TagKind, VodFile, VodTag};
+    use rtmp_proto::vod::{flv::FlvFile, mp4::Mp4File, TagKind, Tracks, VodFile, VodTag};
     let enhanced = sel & 1 != 0;
+    // Bits 6 and 7: the second video / audio track of an MP4 file (`vindex=1`, `aindex=1`).
+    let tracks = Tracks { video: (sel & 0x40 != 0).then_some(1), audio: (sel & 0x80 != 0).then_some(1) };
     let mut out = Vec::new();
     let opened = if mp4 {
-        vod_retry(|| Mp4File::open(src)).map(VodFile::Mp4)
+        vod_retry(|| Mp4File::open_tracks(src, tracks)).map(VodFile::Mp4)
     } else {
         vod_retry(|| FlvFile::open(src)).map(VodFile::Flv)
     };
@@ -1518,7 +1520,8 @@ pub fn vod_flv(data: &[u8]) {
     vod(data, false);
 }
 
-/// An MP4 file through the VOD reader, as `vod_flv`.
+/// An MP4 file through the VOD reader, as `vod_flv`; bits 6 and 7 of the selector pick the second
+/// video / audio track.
 pub fn vod_mp4(data: &[u8]) {
     vod(data, true);
 }

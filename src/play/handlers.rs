@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use rtmp_proto::amf0::{self, Amf0Value};
 use rtmp_proto::command;
 use rtmp_proto::message::{csid, msg_type, Control, UserControl};
-use rtmp_proto::vod::{Source, TagKind, VodError, VodFile, VodTag};
+use rtmp_proto::vod::{Source, TagKind, Tracks, VodError, VodFile, VodTag};
 use rtmp_proto::RawMessage;
 
 use crate::core::hooks::{PlayReq, Step};
@@ -79,6 +79,8 @@ struct Params {
     start: u32,
     enhanced: bool,
     max_queued: usize,
+    /// The MP4 tracks the play's arguments pick (`vindex=`, `aindex=`).
+    tracks: Tracks,
 }
 
 /// A remote file downloading until its reader can open it.
@@ -173,6 +175,7 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
         start,
         enhanced: s.info.caps.receives_video(*b"hvc1"),
         max_queued: (s.srv().out_queue() / 2).clamp(8, 512),
+        tracks: Tracks::from_args(&req.args),
     };
     let mut remotes = Vec::new();
     let mut found = None;
@@ -206,7 +209,7 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
     let player = match found {
         Some((path, src)) => {
             let mut src: Box<dyn Source> = Box::new(src);
-            let opened = VodFile::open(&mut *src).and_then(|file| begin(&params, src, file, &path));
+            let opened = VodFile::open_tracks(&mut *src, params.tracks).and_then(|file| begin(&params, src, file, &path));
             match opened {
                 Ok(vod) => Player::Playing(Box::new(vod)),
                 Err(e) => {
@@ -355,7 +358,7 @@ fn tick(player: &Rc<RefCell<Player>>) -> Again {
         Again::Stop
     };
     let url = src.url();
-    let opened = VodFile::open(&mut src);
+    let opened = VodFile::open_tracks(&mut src, params.tracks);
     // A download that failed after its first bytes still plays what came (the reader may have
     // all it needs to open): the failure shows when the play reaches the missing bytes.
     let file = match (opened, src.failure()) {

@@ -191,16 +191,48 @@ const MP4_FIRST_BOXES: [&[u8; 4]; 9] = [
     b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pdin", b"uuid", b"styp",
 ];
 
+/// Which tracks of an MP4 file play. By default the first video and the first audio track of a
+/// codec RTMP carries; the C module's play arguments `vindex=N` / `aindex=N` pick the N-th (from
+/// 0) video / audio track of the file instead, and none of that kind when it has no such track
+/// or one of another codec. FLV files have one track of each kind: they ignore it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tracks {
+    pub video: Option<u32>,
+    pub audio: Option<u32>,
+}
+
+impl Tracks {
+    /// From a play's arguments (`"vindex=1&aindex=0&token=x"`): the first `vindex` and `aindex`
+    /// that are numbers; other arguments are not ours.
+    pub fn from_args(args: &str) -> Self {
+        let pick = |key: &str| {
+            args.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, v)| *k == key && v.parse::<u32>().is_ok())
+                .and_then(|(_, v)| v.parse().ok())
+        };
+        Tracks {
+            video: pick("vindex"),
+            audio: pick("aindex"),
+        }
+    }
+}
+
 impl VodFile {
     /// Opens an FLV or an MP4 file, told apart by their first bytes.
     pub fn open<S: Source + ?Sized>(src: &mut S) -> Result<Self, VodError> {
+        Self::open_tracks(src, Tracks::default())
+    }
+
+    /// Opens an FLV or an MP4 file, playing `tracks` of an MP4 file.
+    pub fn open_tracks<S: Source + ?Sized>(src: &mut S, tracks: Tracks) -> Result<Self, VodError> {
         let head = src.read_at(0, 8)?;
         if head.starts_with(b"FLV") {
             return flv::FlvFile::open(src).map(VodFile::Flv);
         }
         if let Some(kind) = head.get(4..8) {
             if MP4_FIRST_BOXES.iter().any(|k| &k[..] == kind) {
-                return mp4::Mp4File::open(src).map(VodFile::Mp4);
+                return mp4::Mp4File::open_tracks(src, tracks).map(VodFile::Mp4);
             }
         }
         if head.len() < 8 && src.len() >= 8 {

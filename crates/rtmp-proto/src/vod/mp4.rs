@@ -1,6 +1,6 @@
 //! MP4 (ISO BMFF / QuickTime) files for VOD: the `moov` box read whole (wherever it is), the
-//! first H.264/HEVC video track and the first AAC/MP3 audio track turned into sample tables, then
-//! samples read one by one and wrapped as FLV tag bodies.
+//! first H.264/HEVC video track and the first AAC/MP3 audio track (or those [`Tracks`] names)
+//! turned into sample tables, then samples read one by one and wrapped as FLV tag bodies.
 //!
 //! Timing: decode times come from `stts`, composition offsets from `ctts`; the first edit of
 //! `elst` shifts a track (its media time starts the play, an empty edit delays it). When that
@@ -10,8 +10,8 @@
 use bytes::Bytes;
 
 use super::{
-    encode_metadata, read_exact, secs, video_payload, Source, TagKind, VideoPacket, VodError,
-    VodTag,
+    encode_metadata, read_exact, secs, video_payload, Source, TagKind, Tracks, VideoPacket,
+    VodError, VodTag,
 };
 use super::{CODEC_AVC, CODEC_HEVC};
 use crate::amf0::Amf0Value;
@@ -729,8 +729,13 @@ fn find_moov<S: Source + ?Sized>(src: &mut S) -> Result<(u64, u64), VodError> {
 }
 
 impl Mp4File {
-    /// Reads the `moov` box and builds the sample tables of the tracks to play.
+    /// Reads the `moov` box and builds the sample tables of the first playable tracks.
     pub fn open<S: Source + ?Sized>(src: &mut S) -> Result<Self, VodError> {
+        Self::open_tracks(src, Tracks::default())
+    }
+
+    /// Reads the `moov` box and builds the sample tables of the `tracks` to play.
+    pub fn open_tracks<S: Source + ?Sized>(src: &mut S, tracks: Tracks) -> Result<Self, VodError> {
         let len = src.len();
         let (at, size) = find_moov(src)?;
         let size = usize::try_from(size).map_err(|_| VodError::TooBig {
@@ -760,6 +765,7 @@ impl Mp4File {
             truncated: false,
             start_ts: 0,
         };
+        let mut seen = [0u32; 2];
         for bx in boxes(&moov) {
             let bx = bx?;
             if &bx.kind != b"trak" {
@@ -769,10 +775,22 @@ impl Mp4File {
                 continue;
             };
             let video = match &t.handler {
-                b"vide" if f.video.is_none() => true,
-                b"soun" if f.audio.is_none() => false,
+                b"vide" => true,
+                b"soun" => false,
                 _ => continue,
             };
+            // This track's number among the file's tracks of its kind.
+            let nth = &mut seen[usize::from(!video)];
+            let (wanted, taken) = if video {
+                (tracks.video, f.video.is_some())
+            } else {
+                (tracks.audio, f.audio.is_some())
+            };
+            let this = *nth;
+            *nth += 1;
+            if taken || wanted.is_some_and(|n| n != this) {
+                continue;
+            }
             let Some(stsd) = child(t.stbl, b"stsd")? else {
                 continue;
             };

@@ -708,3 +708,43 @@ fn mp4_table_variants_play_the_same() {
         "MP3, 22 kHz, 16-bit, mono"
     );
 }
+
+#[test]
+fn play_arguments_pick_the_mp4_tracks() {
+    // 64x64 H.264, 32x32 H.264, AAC, MP3, in that order.
+    let data = Bytes::from_static(include_bytes!("../../tests/data/vod/tracks.mp4"));
+    let open = |args: &str| {
+        let mut src = data.clone();
+        let mut f = VodFile::open_tracks(&mut src, Tracks::from_args(args))?;
+        let values = amf0::decode_all(&f.metadata()).unwrap();
+        let n = |k: &str| values[1].get(k).and_then(Amf0Value::as_f64);
+        let (width, acodec) = (n("width"), n("audiocodecid"));
+        let mut counts = (0, 0);
+        while let Some(t) = f.next(&mut src)? {
+            match t.kind {
+                TagKind::Video => counts.0 += 1,
+                TagKind::Audio => {
+                    assert_eq!(Some(f64::from(t.data[0] >> 4)), acodec, "{args}: sound format");
+                    counts.1 += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok::<_, VodError>((width, acodec, counts))
+    };
+    let first = Ok((Some(64.0), Some(10.0), (20, 45)));
+    assert_eq!(open(""), first);
+    assert_eq!(open("vindex=0&aindex=0"), first);
+    assert_eq!(open("vindex=1&aindex=1"), Ok((Some(32.0), Some(2.0), (20, 79))));
+    assert_eq!(open("token=a&aindex=1"), Ok((Some(64.0), Some(2.0), (20, 79))));
+    // Not a number, or another key: not ours.
+    assert_eq!(open("aindex=x&aindex=1&xvindex=1"), Ok((Some(64.0), Some(2.0), (20, 79))));
+    // No such track: none of that kind.
+    assert_eq!(open("aindex=2"), Ok((Some(64.0), None, (20, 0))));
+    assert_eq!(open("vindex=2"), Ok((None, Some(10.0), (0, 45))));
+    assert_eq!(open("vindex=2&aindex=7"), Err(VodError::NoPlayableTrack));
+    // An FLV file has one track of each kind whatever is asked.
+    let flv = get("avc_aac.flv");
+    let f = VodFile::open_tracks(&mut flv.clone(), Tracks::from_args("vindex=1&aindex=1")).unwrap();
+    assert_eq!(f.metadata(), VodFile::open(&mut flv.clone()).unwrap().metadata());
+}

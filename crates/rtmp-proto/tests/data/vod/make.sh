@@ -22,6 +22,10 @@ MP3=(-c:a libmp3lame -b:a 16k -ac 1)
 "${FF[@]}" "${V[@]}" "${A[@]}" "${X264[@]}" -bf 0 "${MP3[@]}" avc_mp3.mp4
 # Audio only (AAC) in MP4.
 "${FF[@]}" "${A[@]}" "${AAC[@]}" aac.mp4
+# Two video tracks (64x64, then 32x32) and two audio tracks (AAC, then MP3): the play arguments
+# vindex=N / aindex=N pick one of each.
+"${FF[@]}" "${V[@]}" "${A[@]}" -f lavfi -i testsrc=size=32x32:rate=10:duration=2 -map 0:v -map 2:v -map 1:a -map 1:a \
+    "${X264[@]}" -bf 0 -c:a:0 aac -b:a 16k -ac 1 -c:a:1 libmp3lame tracks.mp4
 # Fragmented MP4: the reader refuses it.
 "${FF[@]}" "${V[@]}" "${X264[@]}" -t 1 -movflags frag_keyframe+empty_moov frag.mp4
 # FLV with and without FFmpeg's keyframe index in onMetaData.
@@ -31,8 +35,9 @@ MP3=(-c:a libmp3lame -b:a 16k -ac 1)
 "${FF[@]}" "${A[@]}" "${MP3[@]}" mp3.flv
 ls -l ./*.mp4 ./*.flv
 
-# Seeds of the fuzz targets vod_flv and vod_mp4: a selector byte (bit 0: Enhanced RTMP HEVC; the
-# rest: seeks and where the source answers Pending), then the file.
+# Seeds of the fuzz targets vod_flv and vod_mp4: a selector byte (bit 0: Enhanced RTMP HEVC; bits
+# 6-7 of vod_mp4: the second video / audio track; the rest: seeks and where the source answers
+# Pending), then the file.
 for t in flv mp4; do
     dir=../../fuzz/vod_$t
     mkdir -p "$dir"
@@ -42,3 +47,4 @@ for t in flv mp4; do
         { printf '\x2b'; cat "$f"; } >"$dir/seed-$n-enhanced"
     done
 done
+{ printf '\xc0'; cat tracks.mp4; } >../../fuzz/vod_mp4/seed-tracks-second
