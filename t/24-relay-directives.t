@@ -442,3 +442,43 @@ for my $name (qw(cam src)) {
 close $player;
 --- no_error_log
 [error]
+
+
+
+=== TEST 10: a reload with a static pull: the new worker 0 pulls; the old one serves its player to the end, then stops its pull and exits (it no longer pulls beside the new one for as long as the origin streams)
+--- workers: 2
+--- reloads
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT reuseport;
+    application st {
+        live on;
+        pull rtmp://127.0.0.1:$TEST_NGINX_HTTP_PORT/origin/src name=mirror static;
+    }
+}
+--- timeout: 120
+--- run
+my $aux = aux_nginx("server { listen $TEST_NGINX_HTTP_PORT; application origin { live on; } }", port => $TEST_NGINX_HTTP_PORT);
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_HTTP_PORT/origin/src", loop => 1, timeout => 90);
+ok(wait_published('mirror', 1, 15), 'the static pull publishes') or diag(publisher_log($pub));
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/st/mirror";
+my $old_player = in_background(sub { my @r = count_frames($url, 8); $r[0] });
+ok(wait_log(qr/live: play "mirror"/, 1, 15), 'a player plays');
+my $master = master_pid();
+my @old = Test::Nginx::Rtmp::worker_pids($master);
+ok(kill('HUP', $master), 'reload');
+ok(wait_published('mirror', 2, 15), "the new worker 0's static pull publishes");
+my ($v) = count_frames($url, 3);
+cmp_ok($v // 0, '>=', 40, "a player after the reload gets the stream ($v frames)");
+my ($o) = result_of($old_player, 40);
+cmp_ok($o // 0, '>=', 120, "the player across the reload got its 8 s ($o frames)");
+ok(wait_log(qr/relay: pull "mirror" from \S+: stops, nobody plays it in this exiting worker/, 1, 15),
+   'the old static pull stops once its worker has no player of it');
+ok(wait_until(sub { !grep { kill(0, $_) } @old }, 20), 'the old workers exit')
+    or diag(`ps -o pid,args --ppid $master`);
+is(aux_count($aux, qr/live: play "src"/), 2, 'the origin saw two pulls in all (the old and the new worker 0)');
+my ($w) = count_frames($url, 3);
+cmp_ok($w // 0, '>=', 40, "players go on getting the stream ($w frames)");
+stop($pub);
+--- no_error_log
+[error]

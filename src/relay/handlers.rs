@@ -13,6 +13,7 @@ use crate::core::session::Session;
 use crate::log_info;
 use crate::ngx::log::Log;
 use crate::ngx::module::CtxRef;
+use crate::ngx::timer::Again;
 
 use super::conf::Target;
 use super::directory::{self, Entry};
@@ -239,11 +240,19 @@ fn start_pull(srv: CtxRef, key: &(usize, String), id: u64, log: Log) {
     }
 }
 
+/// How often worker 0 looks whether it is exiting (its static pulls then wind down).
+const STATIC_WATCH_MS: u64 = 1000;
+
+thread_local! {
+    static STATIC_WATCH: RefCell<Option<crate::ngx::timer::Timer>> = const { RefCell::new(None) };
+}
+
 /// Static pulls run in worker 0 (the other workers pull from it when their players ask).
 pub fn start_static_pulls() {
     if crate::ngx::worker_number() != 0 {
         return;
     }
+    let mut any = false;
     let log = Log::cycle();
     for srv in crate::core::running_servers() {
         let core = srv.srv::<crate::core::CoreModule>();
@@ -264,8 +273,51 @@ pub fn start_static_pulls() {
                 let pull = Pull { id, spec, peer: Weak::new(), players: Vec::new(), is_static: true, started_once: false, timer: None };
                 srv.main::<RelayModule>().pulls.borrow_mut().insert(key.clone(), pull);
                 start_pull(srv, &key, id, log);
+                any = true;
             }
         }
+    }
+    if any {
+        let t = crate::ngx::timer::Timer::new(watch_static);
+        t.arm(STATIC_WATCH_MS);
+        STATIC_WATCH.with(|w| *w.borrow_mut() = Some(t));
+    }
+}
+
+/// After a reload (or on `nginx -s quit`) the old worker 0 keeps serving its players, and the
+/// new worker 0 runs the static pulls: each static pull of the old one stops as soon as nobody in
+/// its worker plays the stream (players of other workers go to the new one's), so the old worker
+/// can leave instead of pulling beside the new one for as long as the origin streams.
+fn watch_static() -> Again {
+    if !crate::ngx::process::worker_exiting() {
+        return Again::After(STATIC_WATCH_MS);
+    }
+    let mut left = false;
+    for srv in crate::core::running_servers() {
+        let main = srv.main::<RelayModule>();
+        let Ok(mut pulls) = main.pulls.try_borrow_mut() else { return Again::After(100) };
+        let idle: Vec<(usize, String)> = pulls
+            .iter()
+            .filter(|(_, p)| p.is_static)
+            .filter(|(_, p)| {
+                let watched = crate::live::view::members(p.spec.app_ctx, Some(&p.spec.local)).iter().any(|m| !m.publishing);
+                left |= watched;
+                !watched
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in idle {
+            let Some(p) = pulls.remove(&key) else { continue };
+            log_info!(Log::cycle(), "rtmp: relay: {}: stops, nobody plays it in this exiting worker", p.spec.describe());
+            if let Some(peer) = p.peer.upgrade() {
+                peer.request_close("the worker exits".into());
+            }
+        }
+    }
+    if left {
+        Again::After(STATIC_WATCH_MS)
+    } else {
+        Again::Stop
     }
 }
 
