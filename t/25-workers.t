@@ -245,3 +245,57 @@ cmp_ok(scalar(@tags), '>=', 200, 'the player of the other worker got video befor
 stop($pub);
 --- no_error_log
 [error]
+
+
+
+=== TEST 7: four workers with reuseport: 20 players all decode, one pull per other worker that has players
+--- workers: 4
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT reuseport;
+    application live { live on; }
+}
+--- run
+my @sockets = grep { /LISTEN/ } split /\n/, `ss -ltnH 'sport = :$TEST_NGINX_RTMP_PORT'`;
+is(scalar(@sockets), 4, 'reuseport: one listening socket per worker') or diag(join "\n", @sockets);
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", loop => 1, timeout => 60);
+ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
+my $r = bench("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 20, 5);
+is($r->{players_with_frames}, 20, '20 players all get frames') or diag(explain($r));
+is($r->{players_failed}, 0, 'none fails');
+my @players = pids_of(qr/rtmp: live: play "src"/);
+cmp_ok(scalar(@players), '>=', 2, 'the players were on several workers (' . scalar(@players) . ')');
+is(count_lines(qr/rtmp: live: publish "src"/), scalar(pids_of(qr/rtmp: live: publish "src"/)),
+   'each worker published it once (the client in one, a link in each other one with players)');
+my ($v, $a, $err) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 3);
+cmp_ok($v, '>=', 40, 'FFmpeg decodes it too') or diag($err);
+stop($pub);
+--- no_error_log
+[error]
+worker link:
+
+
+
+=== TEST 8: two workers sharing one listening socket (no reuseport, no rtmp_auto_push): 20 players all decode wherever nginx puts them
+--- workers: 2
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; }
+}
+--- run
+my @sockets = grep { /LISTEN/ } split /\n/, `ss -ltnH 'sport = :$TEST_NGINX_RTMP_PORT'`;
+is(scalar(@sockets), 1, 'one listening socket for both workers') or diag(join "\n", @sockets);
+my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", loop => 1, timeout => 60);
+ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
+my $r = bench("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 20, 5);
+is($r->{players_with_frames}, 20, '20 players all get frames') or diag(explain($r));
+is($r->{players_failed}, 0, 'none fails');
+is(count_lines(qr/rtmp: live: publish "src"/), scalar(pids_of(qr/rtmp: live: publish "src"/)),
+   'at most one publish of it per worker');
+my ($v, $a, $err) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 3);
+cmp_ok($v, '>=', 40, 'FFmpeg decodes it too') or diag($err);
+stop($pub);
+--- no_error_log
+[error]
+worker link:
