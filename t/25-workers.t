@@ -28,6 +28,30 @@ sub flv_play {
     return eval { JSON::PP::decode_json($json) } // { raw => $json };
 }
 
+# One publisher and 20 players of live/src, wherever the kernel or nginx puts them: checks that
+# $sockets sockets listen, that every player gets frames, that each worker published the stream
+# at most once (the client in one, a link in each other one with players), and that FFmpeg decodes
+# it. Returns the pids of the workers that had players and of those that published it.
+sub players_everywhere {
+    my $sockets = shift;
+    my $port = $ENV{TEST_NGINX_RTMP_PORT};
+    my @listen = grep { /LISTEN/ } split /\n/, `ss -ltnH 'sport = :$port'`;
+    is(scalar(@listen), $sockets, "$sockets listening socket(s)") or diag(join "\n", @listen);
+    my $url = "rtmp://127.0.0.1:$port/live/src";
+    my $pub = publish($url, loop => 1, timeout => 60);
+    ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
+    my $r = bench($url, 20, 5);
+    is($r->{players_with_frames}, 20, '20 players all get frames') or diag(explain($r));
+    is($r->{players_failed}, 0, 'none fails');
+    my @players = pids_of(qr/rtmp: live: play "src"/);
+    my @publishers = pids_of(qr/rtmp: live: publish "src"/);
+    is(count_lines(qr/rtmp: live: publish "src"/), scalar(@publishers), 'each worker published it once at most');
+    my ($v, $a, $err) = count_frames($url, 3);
+    cmp_ok($v, '>=', 40, 'FFmpeg decodes it too') or diag($err);
+    stop($pub);
+    return (\@players, \@publishers);
+}
+
 run_tests();
 
 __DATA__
@@ -40,21 +64,9 @@ server {
     application live { live on; }
 }
 --- run
-my @sockets = grep { /LISTEN/ } split /\n/, `ss -ltnH 'sport = :$TEST_NGINX_RTMP_PORT'`;
-is(scalar(@sockets), 2, 'reuseport: one listening socket per worker, no more') or diag(join "\n", @sockets);
-my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", loop => 1, timeout => 60);
-ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
-my $r = bench("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 20, 5);
-is($r->{players_with_frames}, 20, '20 players all get frames') or diag(explain($r));
-is($r->{players_failed}, 0, 'none fails');
-my @players = pids_of(qr/rtmp: live: play "src"/);
-is(scalar(@players), 2, 'the players were on both workers');
-my @publishers = pids_of(qr/rtmp: live: publish "src"/);
-is(scalar(@publishers), 2, 'the stream was published in both workers (the client in one, a link in the other)');
-is(count_lines(qr/rtmp: live: publish "src"/), 2, 'the other worker pulled it once for all its players');
-my ($v, $a, $err) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 3);
-cmp_ok($v, '>=', 40, 'FFmpeg decodes it too') or diag($err);
-stop($pub);
+my ($players, $publishers) = players_everywhere(2);
+is(scalar(@$players), 2, 'the players were on both workers');
+is(scalar(@$publishers), 2, 'the stream was published in both workers (the client in one, a link in the other)');
 --- no_error_log
 [error]
 worker link:
@@ -256,20 +268,8 @@ server {
     application live { live on; }
 }
 --- run
-my @sockets = grep { /LISTEN/ } split /\n/, `ss -ltnH 'sport = :$TEST_NGINX_RTMP_PORT'`;
-is(scalar(@sockets), 4, 'reuseport: one listening socket per worker') or diag(join "\n", @sockets);
-my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", loop => 1, timeout => 60);
-ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
-my $r = bench("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 20, 5);
-is($r->{players_with_frames}, 20, '20 players all get frames') or diag(explain($r));
-is($r->{players_failed}, 0, 'none fails');
-my @players = pids_of(qr/rtmp: live: play "src"/);
-cmp_ok(scalar(@players), '>=', 2, 'the players were on several workers (' . scalar(@players) . ')');
-is(count_lines(qr/rtmp: live: publish "src"/), scalar(pids_of(qr/rtmp: live: publish "src"/)),
-   'each worker published it once (the client in one, a link in each other one with players)');
-my ($v, $a, $err) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 3);
-cmp_ok($v, '>=', 40, 'FFmpeg decodes it too') or diag($err);
-stop($pub);
+my ($players) = players_everywhere(4);
+cmp_ok(scalar(@$players), '>=', 2, 'the players were on several workers (' . scalar(@$players) . ')');
 --- no_error_log
 [error]
 worker link:
@@ -284,18 +284,7 @@ server {
     application live { live on; }
 }
 --- run
-my @sockets = grep { /LISTEN/ } split /\n/, `ss -ltnH 'sport = :$TEST_NGINX_RTMP_PORT'`;
-is(scalar(@sockets), 1, 'one listening socket for both workers') or diag(join "\n", @sockets);
-my $pub = publish("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", loop => 1, timeout => 60);
-ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
-my $r = bench("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 20, 5);
-is($r->{players_with_frames}, 20, '20 players all get frames') or diag(explain($r));
-is($r->{players_failed}, 0, 'none fails');
-is(count_lines(qr/rtmp: live: publish "src"/), scalar(pids_of(qr/rtmp: live: publish "src"/)),
-   'at most one publish of it per worker');
-my ($v, $a, $err) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src", 3);
-cmp_ok($v, '>=', 40, 'FFmpeg decodes it too') or diag($err);
-stop($pub);
+players_everywhere(1);
 --- no_error_log
 [error]
 worker link:
