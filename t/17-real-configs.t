@@ -12,6 +12,11 @@
 # ("is not allowed here", a rejected value, ...) is a directive we have refusing an operator's
 # real usage: a bug, never listed as missing.
 #
+# Each accepted config then runs: nginx starts with it, FFmpeg publishes the test media through its
+# first live application that needs nothing outside the test (no HTTP callbacks, exec or pulls;
+# access rules that let 127.0.0.1 in) while FFmpeg plays it, no worker dies, nothing above error
+# is logged, and nginx stops on QUIT.
+#
 # TEST_NGINX_CONFIGS=031,077 runs only those; prove -v shows each config's result.
 use strict;
 use warnings;
@@ -380,6 +385,99 @@ sub read_list {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Running an accepted config: nginx starts with it, and a stream goes through one of its live
+# applications.
+
+# Directives that make an application's clients depend on something this test does not run
+# (HTTP callbacks, commands, pulls), in the application or above it.
+sub needs_outside { my $name = shift; return $name =~ /^(?:on_|exec|notify_|pull$)/ }
+
+# Whether the allow/deny statements of a block (in order, first match wins, as the access module
+# reads them) let 127.0.0.1 do $what (publish or play).
+sub local_allowed {
+    my ($stmts, $what) = @_;
+    for my $st (grep { $_->{name} eq 'allow' || $_->{name} eq 'deny' } @$stmts) {
+        my ($kind, $addr) = map { $_->{value} } @{ $st->{args} };
+        next unless defined $addr && $kind eq $what;
+        next unless $addr eq 'all' || $addr eq '127.0.0.1' || $addr =~ m{^127\.0\.0\.\d+/(?:[89]|[12]\d|3[0-2])$}
+            || $addr =~ m{^(?:0\.0\.0\.0/0|127\.0\.0\.0/8)$};
+        return $st->{name} eq 'allow';
+    }
+    return 1;
+}
+
+# The applications a stream can go through as written: [port, application], those with `live on`
+# and nothing of needs_outside() in them, their server or the rtmp block.
+sub plain_live_apps {
+    my ($c) = @_;
+    my @apps;
+    for my $rtmp (@{ $c->{rtmp} }) {
+        my $outside = grep { !$_->{block} && needs_outside($_->{name}) } @{ $rtmp->{block} };
+        for my $srv (grep { $_->{name} eq 'server' && $_->{block} } @{ $rtmp->{block} }) {
+            my ($listen) = grep { $_->{name} eq 'listen' } @{ $srv->{block} };
+            my ($port) = $listen && @{ $listen->{args} } ? $listen->{args}[0]{value} =~ /(\d+)$/ : ();
+            next unless $port;
+            my $srv_outside = $outside || grep { !$_->{block} && needs_outside($_->{name}) } @{ $srv->{block} };
+            for my $app (grep { $_->{name} eq 'application' && $_->{block} } @{ $srv->{block} }) {
+                my ($live, $busy) = (0, $srv_outside);
+                walk($app->{block}, sub {
+                    my $st = shift;
+                    $live ||= $st->{name} eq 'live' && ($st->{args}[0]{value} // '') eq 'on';
+                    $busy ||= needs_outside($st->{name});
+                });
+                $busy ||= !local_allowed($_, 'publish') || !local_allowed($_, 'play')
+                    for $app->{block}, $srv->{block}, $rtmp->{block};
+                push @apps, [$port, $app->{args}[0]{value}] if $live && !$busy;
+            }
+        }
+    }
+    return @apps;
+}
+
+# Starts nginx on the config nginx -t accepted (conf/nginx.conf in $prefix), publishes the test
+# media through its first plain live application while FFmpeg plays it, checks that no worker
+# died and nothing was logged above error, and stops nginx. Returns a list of failures.
+sub run_config {
+    my ($num, $c, $prefix) = @_;
+    my @fail;
+    my ($code, $out, $err) = Test::Nginx::Rtmp::run_cmd(
+        [$NGINX, '-p', "$prefix/", '-c', 'conf/nginx.conf', '-e', 'logs/error.log'], timeout => 20);
+    return ("nginx does not start: $out$err") if $code;
+    my $master = Test::Nginx::Rtmp::wait_until(sub {
+        my $p = Test::Nginx::Rtmp::slurp("$prefix/logs/nginx.pid");
+        $p =~ /(\d+)/ ? $1 : 0;
+    }, 5) or return ('no pid file');
+    my @workers;
+    Test::Nginx::Rtmp::wait_until(sub { @workers = Test::Nginx::Rtmp::worker_pids($master); @workers }, 5);
+    push @fail, 'no worker process' unless @workers;
+    my ($app) = plain_live_apps($c);
+    if ($app && @workers) {
+        my ($port, $name) = @$app;
+        my $url = "rtmp://127.0.0.1:$port/$name/smoke";
+        Test::Nginx::Rtmp::wait_until(sub { my $s = Test::Nginx::Rtmp::rtmp_connect_raw($port); close $s if $s; $s }, 5);
+        my $pub = Test::Nginx::Rtmp::publish($url, loop => 1, timeout => 30);
+        my $published = Test::Nginx::Rtmp::wait_until(sub {
+            Test::Nginx::Rtmp::slurp("$prefix/logs/error.log") =~ /rtmp: live: publish "smoke"/
+        }, 10);
+        push @fail, "publish to $url not taken: " . Test::Nginx::Rtmp::publisher_log($pub) unless $published;
+        my ($v) = $published ? Test::Nginx::Rtmp::count_frames($url, 2) : (0);
+        push @fail, "FFmpeg played $v video frames of $url" if $published && $v < 20;
+        Test::Nginx::Rtmp::stop($pub);
+        note("    $num: $url: " . ($v // 0) . ' video frames');
+    }
+    my @gone = grep { !kill(0, $_) } @workers;
+    push @fail, "worker(s) @gone died" if @gone;
+    kill 'QUIT', $master;
+    unless (Test::Nginx::Rtmp::wait_until(sub { !kill(0, $master) }, 10)) {
+        push @fail, 'nginx did not stop on QUIT within 10 s';
+        kill 'KILL', $master, Test::Nginx::Rtmp::worker_pids($master);
+    }
+    my @bad = grep { /\[(?:alert|crit|emerg)\]|exited on signal/ } split /\n/, Test::Nginx::Rtmp::slurp("$prefix/logs/error.log");
+    push @fail, @bad;
+    return @fail;
+}
+
+# ---------------------------------------------------------------------------------------------
 
 # The tokenizer on what the real configs contain.
 {
@@ -406,7 +504,7 @@ my %only = map { $_ => 1 } split /[,\s]+/, $ENV{TEST_NGINX_CONFIGS} // '';
 my $base = "$ROOT/target/t/real-configs-$$";
 File::Path::remove_tree($base);
 
-my ($accepted, $total) = (0, 0);
+my ($accepted, $total, $ran, $streamed) = (0, 0, 0, 0);
 my %found;
 for my $file (@files) {
     my ($num) = File::Basename::basename($file) =~ /^(.+)\.conf$/;
@@ -437,6 +535,13 @@ for my $file (@files) {
 
     ok(!defined $r->{error}, "$num: nginx -t fails for nothing but missing directives")
         or diag("$num: $r->{error}");
+    if ($r->{accepted} && !@missing) {
+        my @fail = run_config($num, $c, $prefix);
+        ok(!@fail, "$num: runs: nginx starts, a stream goes through a live application, it stops cleanly")
+            or diag(join "\n", map { "$num: $_" } @fail);
+        $ran++;
+        $streamed++ if plain_live_apps($c);
+    }
     if ($listed{$num}) {
         if (!@missing && !defined $r->{error}) {
             fail("$num: listed in t/real-configs.missing (@{ $listed{$num} }) but accepted now: remove its line");
@@ -451,7 +556,7 @@ for my $num (sort keys %listed) {
     next if %only;
     ok(-f "$CONFIGS/$num.conf", "$num: listed config exists");
 }
-diag("$accepted of $total accepted");
+diag("$accepted of $total accepted; $ran run, $streamed of them with a stream through a live application");
 
 # The list as it should read, for updating t/real-configs.missing by hand after a change.
 if (!Test::More->builder->is_passing) {
