@@ -288,3 +288,37 @@ players_everywhere(1);
 --- no_error_log
 [error]
 worker link:
+
+
+
+=== TEST 9: a reload that adds a server{} before the one with the stream: new workers still find it in the old worker (servers are told by their listen addresses, not their place), and the new server's stream of the same name is another stream
+--- reloads
+--- config
+server {
+    listen $TEST_NGINX_RTMP_PORT;
+    application live { live on; }
+}
+--- run
+my $url = "rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT/live/src";
+my $pub = publish($url, loop => 1, timeout => 90);
+ok(wait_published('src'), 'publishing') or diag(publisher_log($pub));
+my $conf_file = "$TEST_NGINX_PREFIX/conf/nginx.conf";
+my $conf = Test::Nginx::Rtmp::slurp($conf_file);
+ok($conf =~ s/^rtmp \{\n/rtmp {\nserver {\n    listen $TEST_NGINX_RTMP_PORT2;\n    application live { live on; }\n}\n/m,
+   'a server{} goes first in the configuration');
+open my $fh, '>', $conf_file or die "$conf_file: $!";
+print $fh $conf;
+close $fh;
+ok(kill('HUP', master_pid()), 'reload');
+ok(wait_log(qr/reconfiguring/, 1, 10), 'nginx reconfigures');
+ok(wait_until(sub { my $s = Test::Nginx::Rtmp::rtmp_connect_raw($TEST_NGINX_RTMP_PORT2); close $s if $s; $s }, 10),
+   'the new server listens');
+sleep 1;
+my ($v) = count_frames($url, 3);
+cmp_ok($v // 0, '>=', 40, "a player of the new worker gets the stream from the old one ($v frames)");
+my ($w) = count_frames("rtmp://127.0.0.1:$TEST_NGINX_RTMP_PORT2/live/src", 3);
+is($w // 0, 0, 'the same name in the other server is not that stream');
+ok(kill(0, $pub), 'the publisher was never dropped');
+stop($pub);
+--- no_error_log
+[error]

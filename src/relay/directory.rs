@@ -13,12 +13,35 @@ use super::RelayModule;
 /// Bytes per worker: about a thousand stream names.
 pub const SLOT_SIZE: usize = 64 * 1024;
 
-/// A published stream: server index, application, name.
+/// A published stream: its `server{}` (index in the publisher's configuration, which names its
+/// link socket, and the server's listen addresses, which tell it across configurations: a reload
+/// that adds or moves a server changes the indexes, not the addresses), application, name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub srv: usize,
+    pub server: String,
     pub app: String,
     pub name: String,
+}
+
+impl Entry {
+    /// Stream `name` of application `app` in `server{}` `srv_ctx` of the running configuration.
+    pub fn of(srv_ctx: CtxRef, app: &str, name: &str) -> Option<Entry> {
+        Some(Entry { srv: srv_index(srv_ctx)?, server: server_key(srv_ctx), app: app.to_string(), name: name.to_string() })
+    }
+
+    /// The same stream, in whichever configuration each one was published.
+    fn same_stream(&self, other: &Entry) -> bool {
+        (&self.server, &self.app, &self.name) == (&other.server, &other.app, &other.name)
+    }
+}
+
+/// A `server{}`'s listen addresses, sorted: "0.0.0.0:1935,[::]:1935".
+fn server_key(srv_ctx: CtxRef) -> String {
+    let mut addrs: Vec<&str> =
+        srv_ctx.srv::<crate::core::CoreModule>().listens.iter().map(|l| l.addr_text.as_str()).collect();
+    addrs.sort_unstable();
+    addrs.join(",")
 }
 
 thread_local! {
@@ -44,15 +67,16 @@ fn zone(srv_ctx: CtxRef) -> Option<&'static SlotZone> {
 }
 
 /// The index of a `server{}` in the running configuration (names its link socket).
-pub fn srv_index(srv_ctx: CtxRef) -> Option<usize> {
+fn srv_index(srv_ctx: CtxRef) -> Option<usize> {
     crate::core::running_servers().iter().position(|s| s.id() == srv_ctx.id())
 }
 
-/// One line per stream: server, since (wall-clock ms), application, name.
+/// One line per stream: server index, server addresses, since (wall-clock ms), application,
+/// name.
 fn encode(list: &[(Entry, usize, u64)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (e, _, since) in list {
-        out.extend_from_slice(format!("{}\t{}\t{}\t{}\n", e.srv, since, e.app, e.name).as_bytes());
+        out.extend_from_slice(format!("{}\t{}\t{}\t{}\t{}\n", e.srv, e.server, since, e.app, e.name).as_bytes());
     }
     out
 }
@@ -60,10 +84,11 @@ fn encode(list: &[(Entry, usize, u64)]) -> Vec<u8> {
 fn decode(blob: &[u8]) -> impl Iterator<Item = (Entry, u64)> + '_ {
     blob.split(|b| *b == b'\n').filter_map(|line| {
         let line = std::str::from_utf8(line).ok()?;
-        let mut f = line.splitn(4, '\t');
+        let mut f = line.splitn(5, '\t');
         let srv = f.next()?.parse().ok()?;
+        let server = f.next()?.to_string();
         let since = f.next()?.parse().ok()?;
-        Some((Entry { srv, app: f.next()?.to_string(), name: f.next()?.to_string() }, since))
+        Some((Entry { srv, server, app: f.next()?.to_string(), name: f.next()?.to_string() }, since))
     })
 }
 
@@ -121,17 +146,17 @@ pub fn clear(srv_ctx: CtxRef) {
     }
 }
 
-/// The pid of another live worker that publishes `e` (the latest publish when several do:
-/// a takeover).
-pub fn owner(srv_ctx: CtxRef, e: &Entry) -> Option<u64> {
+/// Another live worker that publishes `e` (the latest publish when several do: a takeover): its
+/// pid and the index of the stream's server in its configuration (which names its link socket).
+pub fn owner(srv_ctx: CtxRef, e: &Entry) -> Option<(u64, usize)> {
     let z = zone(srv_ctx)?;
     let me = crate::core::link::pid();
     z.read_others(usize::MAX)
         .into_iter()
         .filter(|(_, pid, _)| *pid != me && process::alive(*pid))
-        .filter_map(|(_, pid, blob)| decode(&blob).find(|(x, _)| x == e).map(|(_, since)| (since, pid)))
+        .filter_map(|(_, pid, blob)| decode(&blob).find(|(x, _)| x.same_stream(e)).map(|(x, since)| (since, pid, x.srv)))
         .max()
-        .map(|(_, pid)| pid)
+        .map(|(_, pid, srv)| (pid, srv))
 }
 
 #[cfg(test)]
@@ -140,10 +165,16 @@ mod tests {
 
     #[test]
     fn blobs() {
-        let e = |s, a: &str, n: &str| (Entry { srv: s, app: a.into(), name: n.into() }, 1, 7);
+        let e = |s, a: &str, n: &str| {
+            (Entry { srv: s, server: "0.0.0.0:1935,[::]:1935".into(), app: a.into(), name: n.into() }, 1, 7)
+        };
         let list = vec![e(0, "live", "cam"), e(1, "app", "a b\tc")];
         let got: Vec<(Entry, u64)> = decode(&encode(&list)).collect();
         assert_eq!(got, list.iter().map(|(x, _, t)| (x.clone(), *t)).collect::<Vec<_>>());
-        assert_eq!(decode(b"junk\nx\ty\n\n0\t5\tlive\tcam").count(), 1);
+        assert_eq!(decode(b"junk\nx\ty\n\n0\t127.0.0.1:1935\t5\tlive\tcam").count(), 1);
+        // The same stream in another configuration, where its server has another index.
+        let (a, b) = (e(0, "live", "cam").0, e(3, "live", "cam").0);
+        assert!(a.same_stream(&b));
+        assert!(!a.same_stream(&Entry { server: "0.0.0.0:1936".into(), ..b }));
     }
 }

@@ -65,7 +65,7 @@ fn spec(s: &Session, role: Role, local: &str, source: Source) -> Option<Spec> {
 }
 
 fn entry_of(s: &Session, name: &str) -> Option<Entry> {
-    Some(Entry { srv: directory::srv_index(s.srv_ctx)?, app: s.info.app.clone(), name: name.to_string() })
+    Entry::of(s.srv_ctx, &s.info.app, name)
 }
 
 /// A publish of a stream another worker publishes is refused as a duplicate would be here.

@@ -70,7 +70,7 @@ impl Spec {
     }
 
     fn entry(&self) -> Option<Entry> {
-        Some(Entry { srv: directory::srv_index(self.srv_ctx)?, app: self.app.clone(), name: self.local.clone() })
+        Entry::of(self.srv_ctx, &self.app, &self.local)
     }
 
     /// Whether another worker publishes this stream now.
@@ -234,8 +234,8 @@ pub fn open(spec: &Spec, attempt: usize, owner: Owner, log: Log) -> Result<Rc<Pe
         }
         Source::Worker => {
             let e = spec.entry().ok_or("this server is not in the running configuration")?;
-            let pid = directory::owner(spec.srv_ctx, &e).ok_or("no other worker publishes it")?;
-            let path = crate::core::link::link_path(pid, e.srv);
+            let (pid, srv) = directory::owner(spec.srv_ctx, &e).ok_or("no other worker publishes it")?;
+            let path = crate::core::link::link_path(pid, srv);
             // A worker whose link socket could not be made (see its log) shares nothing.
             if std::fs::metadata(&path).is_err() {
                 return Err(format!("worker {pid} has no link socket {path}").into());
