@@ -13,9 +13,9 @@
 # real usage: a bug, never listed as missing.
 #
 # Each accepted config then runs: nginx starts with it, FFmpeg publishes the test media through its
-# first live application that needs nothing outside the test (no HTTP callbacks, exec or pulls;
-# access rules that let 127.0.0.1 in) while FFmpeg plays it, no worker dies, nothing above error
-# is logged, and nginx stops on QUIT.
+# first live application that needs nothing outside the test (no exec or pulls; access rules that
+# let 127.0.0.1 in; its HTTP callbacks go to a server of the test that answers 200) while FFmpeg
+# plays it, no worker dies, nothing above error is logged, and nginx stops on QUIT.
 #
 # TEST_NGINX_CONFIGS=031,077 runs only those; prove -v shows each config's result.
 use strict;
@@ -280,6 +280,13 @@ sub adapt {
             elsif ($v =~ /^(.*):(\d+)$/ && $v !~ /^unix:/) { $v = "$1:" . $port_of->($2) }
             if ($v ne $t->{value}) { $t->{value} = $v; $t->{changed} = 1 }
         }
+        if ($name =~ /^on_/) {
+            for my $t (grep { $_->{value} =~ m{^https?://} } @{ $st->{args} }) {
+                my $v = $t->{value} =~ s{^https?://[^/]*}{"http://127.0.0.1:" . $port_of->('callbacks')}er;
+                if ($v ne $t->{value}) { $t->{value} = $v; $t->{changed} = 1 }
+            }
+            push @notes, "$name to the callback server";
+        }
         for my $t (@{ $st->{args} }) {
             if ($name !~ /^exec/) {
                 my $v = map_hosts($t->{value});
@@ -301,7 +308,8 @@ sub adapt {
             if ($v ne $t->{value}) { $t->{value} = $v; $t->{changed} = 1 }
         }
     });
-    return { main => \@main, rtmp => \@rtmp, locations => \@locations, notes => \@notes };
+    return { main => \@main, rtmp => \@rtmp, locations => \@locations, notes => \@notes,
+             callbacks => $ports->{callbacks} };
 }
 
 # The configuration text and, per line, the source line it came from.
@@ -312,16 +320,22 @@ sub render {
     my @origin = (undef) x @out;
     emit($c->{main}, '', \@out, \@origin);
     emit($c->{rtmp}, '', \@out, \@origin);
-    if (@{ $c->{locations} }) {
+    if (@{ $c->{locations} } || $c->{callbacks}) {
         my @head = ('http {', '    access_log logs/access.log;', '    client_body_temp_path tmp/client_body;',
                     '    proxy_temp_path tmp/proxy;', '    fastcgi_temp_path tmp/fastcgi;',
-                    '    uwsgi_temp_path tmp/uwsgi;', '    scgi_temp_path tmp/scgi;', '    server {',
-                    "        listen 127.0.0.1:$http_port;");
+                    '    uwsgi_temp_path tmp/uwsgi;', '    scgi_temp_path tmp/scgi;');
+        # The HTTP callbacks (on_publish, on_play, ...) get a yes.
+        push @head, "    server { listen 127.0.0.1:$c->{callbacks}; location / { return 200; } }" if $c->{callbacks};
+        push @head, '    server {', "        listen 127.0.0.1:$http_port;" if @{ $c->{locations} };
         push @out, @head;
         push @origin, (undef) x @head;
-        emit($c->{locations}, '        ', \@out, \@origin);
-        push @out, '    }', '}';
-        push @origin, undef, undef;
+        if (@{ $c->{locations} }) {
+            emit($c->{locations}, '        ', \@out, \@origin);
+            push @out, '    }';
+            push @origin, undef;
+        }
+        push @out, '}';
+        push @origin, undef;
     }
     return (join("\n", @out) . "\n", \@origin);
 }
@@ -389,8 +403,9 @@ sub read_list {
 # applications.
 
 # Directives that make an application's clients depend on something this test does not run
-# (HTTP callbacks, commands, pulls), in the application or above it.
-sub needs_outside { my $name = shift; return $name =~ /^(?:on_|exec|notify_|pull$)/ }
+# (commands, pulls), in the application or above it. (HTTP callbacks go to the test's own
+# callback server, which says yes to everything.)
+sub needs_outside { my $name = shift; return $name =~ /^(?:exec|pull$)/ }
 
 # Whether the allow/deny statements of a block (in order, first match wins, as the access module
 # reads them) let 127.0.0.1 do $what (publish or play).
