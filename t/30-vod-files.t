@@ -720,6 +720,8 @@ my $video = grep { $_->[0] == 9 && ord(substr($_->[2], 1, 1)) == 1 } flv_tags("$
 is(scalar(grep { is_frame($_) } @{ $r->{msgs} }), $video, "every video frame ($video)");
 my $access = Test::Nginx::Rtmp::slurp("$TEST_NGINX_PREFIX/logs/access.log");
 like($access, qr{GET /on_play\?[^ ]*name=sub%2Fdir%2Ftest[& ]}, 'on_play got the name with its slashes');
+like($access, qr{GET /on_play\?[^ ]*name=linked%2Ftest[& ]},
+     'FFmpeg\'s rtmp://host/vod/linked/test (application "vod/linked"): on_play is asked about the file it plays, linked/test');
 # rtmpdump plays meanwhile the escapes below are tried (checked at the end).
 my $out = "$TEST_NGINX_PREFIX/dump.flv";
 my $dump = in_background(sub { Test::Nginx::Rtmp::run_cmd(

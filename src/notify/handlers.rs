@@ -202,9 +202,17 @@ pub fn play(s: &mut Session, req: &PlayReq) -> Step {
         activate(&state, update, false);
         return Step::Continue;
     };
+    // A client that put a directory in the application ("vod/sub", FFmpeg's URL form) plays the
+    // file "sub/<name>": on_play is asked about that name, so that a callback that allows files
+    // by name cannot be sidestepped (a live stream of such a client is "<name>": the callback
+    // then sees a name it does not know, and refuses rather than allows).
+    let name = match s.app_instance.as_str() {
+        "" => req.name.clone(),
+        i => format!("{i}/{}", req.name),
+    };
     let mut f = base(s);
     f.add("call", "play")
-        .add("name", &req.name)
+        .add("name", &name)
         .add("start", fmt_num(req.start))
         .add("duration", fmt_num(req.duration))
         .add("reset", u8::from(req.reset))
