@@ -208,8 +208,7 @@ impl Tracks {
         let pick = |key: &str| {
             args.split('&')
                 .filter_map(|kv| kv.split_once('='))
-                .find(|(k, v)| *k == key && v.parse::<u32>().is_ok())
-                .and_then(|(_, v)| v.parse().ok())
+                .find_map(|(k, v)| if k == key { v.parse().ok() } else { None })
         };
         Tracks {
             video: pick("vindex"),
